@@ -1,0 +1,3 @@
+from wrn_deploy.cli import main
+
+main()

@@ -1,0 +1,25 @@
+"""Model registry: ``create_model(name, num_classes, dropout)`` for CIFAR WRNs and WRN-50-2."""
+
+from torch import nn
+
+from wrn_deploy.arch.names import ArchSpec, parse_arch
+
+
+def create_model(name: str, num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
+    """Build the network named ``name`` on the CPU; move it with ``.to(device)`` afterwards."""
+    spec = parse_arch(name)
+    if spec.imagenet:
+        from torchvision.models import wide_resnet50_2
+
+        # torchvision's wide_resnet50_2 is the paper's WRN-50-2-bottleneck; it has no dropout.
+        return wide_resnet50_2(weights=None, num_classes=num_classes)
+    from wrn_deploy.arch.wrn import WideResNet
+
+    return WideResNet(spec, num_classes=num_classes, dropout=dropout)
+
+
+def default_input_size(name: str) -> int:
+    return 224 if parse_arch(name).imagenet else 32
+
+
+__all__ = ["ArchSpec", "create_model", "default_input_size", "parse_arch"]

@@ -1,0 +1,76 @@
+"""Checkpoints: one safetensors file (weights, optional training state, the card in its metadata)
+plus a readable JSON copy of the card beside it. Loading never unpickles."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from wrn_deploy.card import validate_card
+from wrn_deploy.errors import UserError
+from wrn_deploy.fileio import atomic_output, write_json
+
+MODEL, TRAIN = "model.", "train."
+
+
+@dataclass
+class Checkpoint:
+    state: dict
+    card: dict
+    train_tensors: dict = field(default_factory=dict)
+    train_meta: dict = field(default_factory=dict)
+
+
+def save_checkpoint(path, state: dict, card: dict, train_tensors: dict | None = None,
+                    train_meta: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {MODEL + k: v.detach().cpu().contiguous() for k, v in state.items()}
+    for k, v in (train_tensors or {}).items():
+        tensors[TRAIN + k] = v.detach().cpu().contiguous()
+    meta = {"card": json.dumps(card), "train": json.dumps(train_meta or {})}
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    write_json(Path(path).with_suffix(".json"), card)
+
+
+def load_checkpoint(path) -> Checkpoint:
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"checkpoint {path} is corrupt or not a safetensors file ({e})") from None
+    if "card" not in meta:
+        raise UserError(f"checkpoint {path} has no wrn-deploy card in its metadata")
+    try:
+        card = json.loads(meta["card"])
+        train_meta = json.loads(meta.get("train", "{}"))
+    except json.JSONDecodeError:
+        raise UserError(f"checkpoint {path} has an unreadable card") from None
+    validate_card(card, str(path))
+    state = {k[len(MODEL):]: v for k, v in tensors.items() if k.startswith(MODEL)}
+    train = {k[len(TRAIN):]: v for k, v in tensors.items() if k.startswith(TRAIN)}
+    return Checkpoint(state, card, train, train_meta)
+
+
+def model_from_checkpoint(path, device="cpu") -> tuple:
+    """Build the card's architecture and load the weights strictly; returns (model, card)."""
+    from wrn_deploy.arch import create_model
+
+    ckpt = load_checkpoint(path)
+    card = ckpt.card
+    model = create_model(card["arch"], num_classes=card["num_classes"], dropout=card.get("dropout", 0.0))
+    try:
+        model.load_state_dict(ckpt.state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0] if str(e) else "mismatch"
+        raise UserError(f"checkpoint {path}: the weights do not match the card's {card['arch']} "
+                        f"with {card['num_classes']} classes ({first})") from None
+    return model.to(device).eval(), card

@@ -1,0 +1,1 @@
+"""Training: the loop, its configuration, torchrun support and the curves it draws."""
