@@ -9,7 +9,7 @@ import sys
 import click
 
 from wrn_deploy import __version__
-from wrn_deploy.commands import export_cmd, models_cmd, train_cmd
+from wrn_deploy.commands import export_cmd, models_cmd, quantize_cmd, train_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -18,14 +18,16 @@ def cli():
     """Wide Residual Networks from training to production inference.
 
     \b
-    train  -> checkpoint (safetensors + card)
-    export -> ONNX (dropout removed, BatchNorm folded; --fp16 for FP16)
+    train    -> checkpoint (safetensors + card)
+    export   -> ONNX (dropout removed, BatchNorm folded; --fp16 for FP16)
+    quantize -> INT8 Q/DQ ONNX (calibrated on training images, accuracy-guarded)
     """
 
 
 cli.add_command(models_cmd.models)
 cli.add_command(train_cmd.train)
 cli.add_command(export_cmd.export)
+cli.add_command(quantize_cmd.quantize)
 
 
 def main(argv=None) -> None:

@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from wrn_deploy.errors import UserError
+from wrn_deploy.quant import calibset
+
+CARD = {"input_size": 32, "num_classes": 10, "dataset": {"name": "synthetic", "val_size": 1000, "split_seed": 0}}
+
+
+def test_calibration_comes_from_held_out_training_images_and_guard_gets_the_rest():
+    data = calibset.choose(CARD, "synthetic", None, 300, seed=5)
+    calib, guard = set(data.calib.ids), set(data.guard.ids)
+    assert len(calib) == 300 and len(guard) == 700 and not calib & guard
+    assert all(i.startswith("synthetic/train/") for i in calib | guard)
+    again = calibset.choose(CARD, "synthetic", None, 300, seed=5)
+    other = calibset.choose(CARD, "synthetic", None, 300, seed=6)
+    assert again.calib.ids == data.calib.ids != other.calib.ids
+
+
+def test_calibration_from_the_training_part():
+    data = calibset.choose(CARD, "synthetic", None, 100, seed=0, split="train")
+    assert len(data.guard) == 1000 and not set(data.calib.ids) & set(data.guard.ids)
+
+
+@pytest.mark.parametrize("card,size,fragment", [
+    (CARD, 4, "too small"),
+    (CARD, 1000, "leaves no"),
+    (dict(CARD, input_size=64), 64, "the model takes 3x64x64"),
+    (dict(CARD, num_classes=100), 64, "100"),
+])
+def test_bad_calibration_requests(card, size, fragment):
+    with pytest.raises(UserError, match=fragment):
+        calibset.choose(card, "synthetic", None, size, seed=0)
+
+
+def test_a_cache_made_for_another_model_is_refused(tmp_path):
+    data = calibset.choose(CARD, "synthetic", None, 32, seed=0)
+    manifest = calibset.make_manifest(data, "a" * 64, "tensorrt", "minmax", 99.99, 0)
+    folder = calibset.calibration_folder(tmp_path, "wrn-10-1", manifest)
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps(dict(manifest, model_sha256="b" * 64)))
+    with pytest.raises(UserError, match="another model"):
+        calibset.check_cached(folder, manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert not calibset.check_cached(folder, manifest)  # no ranges yet
+    (folder / "ranges.json").write_text("{}")
+    assert calibset.check_cached(folder, manifest)

@@ -1,0 +1,125 @@
+"""wrn-deploy quantize on a trained model: the Q/DQ form TensorRT needs, the CPU form, the cache,
+the guard, and bad input."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from tests.conftest import run_cli
+from wrn_deploy.export.onnx_export import read_card
+
+
+def _qdq_facts(path) -> dict:
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    facts = Counter()
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            facts[f"scale {inits[n.input[1]].dtype}"] += 1
+            zp = inits[n.input[2]]
+            facts[f"zero {zp.dtype} {'0' if not zp.any() else 'nonzero'}"] += 1
+            if n.op_type == "DequantizeLinear" and n.input[0] in inits:
+                axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+                facts[f"const dq {inits[n.input[0]].dtype} axis {axis} perchannel {inits[n.input[1]].size > 1}"] += 1
+        for i in n.input:
+            if i in producer and producer[i].op_type == "DequantizeLinear":
+                facts[f"dq feeds {n.op_type}"] += 1
+    facts["opset"] = model.opset_import[0].version
+    return facts
+
+
+@pytest.fixture(scope="module")
+def tensorrt_int8(trained_onnx, tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    out = root / "m.int8.onnx"
+    proc = run_cli("quantize", trained_onnx, "-o", out, "--calib-dir", root / "calib", "--calib-size", "128",
+                   "--no-progress")
+    return out, root, proc.stdout
+
+
+def test_tensorrt_form(tensorrt_int8):
+    out, _, _ = tensorrt_int8
+    f = _qdq_facts(out)
+    kinds = {k for k in f if k.startswith("zero")}
+    assert kinds == {"zero int8 0"}                                    # signed, symmetric
+    assert {k for k in f if k.startswith("const dq")} == {"const dq int8 axis 0 perchannel True"}
+    assert {k for k in f if k.startswith("dq feeds")} <= {"dq feeds Conv", "dq feeds Gemm"}
+    assert f["dq feeds Conv"] == 2 * 9 and f["dq feeds Gemm"] == 2       # activation + weight, every layer
+    assert {k for k in f if k.startswith("scale")} == {"scale float16"}  # the rest runs in FP16
+    assert f["opset"] >= 19
+    model = onnx.load(str(out))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer
+               if t.name.endswith("bias"))                            # biases stay float (FP16 here)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_card_manifest_and_cache(tensorrt_int8, trained_onnx):
+    out, root, stdout = tensorrt_int8
+    card = read_card(out)
+    assert card["precision"] == "int8" and card["quantization"]["target"] == "tensorrt"
+    ids = card["quantization"]["calibration_ids"]
+    assert len(ids) == 128 and all(i.startswith("synthetic/train/") for i in ids)
+    (folder,) = (root / "calib").iterdir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["ids"] == ids and manifest["method"] == "percentile" and (folder / "ranges.json").exists()
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["guard"]["images"] == 1000 - 128 and report["sizes"]["int8_bytes"] < report["sizes"]["fp32_bytes"]
+    assert abs(report["guard"]["drop"]) <= 0.5 and "guard on 872" in stdout
+    again = run_cli("quantize", trained_onnx, "-o", root / "again.onnx", "--calib-dir", root / "calib",
+                    "--calib-size", "128", "--no-progress")
+    assert "cached ranges reused" in again.stdout
+    assert onnx.load(str(root / "again.onnx")).graph == onnx.load(str(out)).graph
+
+
+def test_fp32_rest_and_cpu_target(trained_onnx, tmp_path):
+    run_cli("quantize", trained_onnx, "-o", tmp_path / "r32.onnx", "--calib-dir", tmp_path / "c",
+            "--calib-size", "64", "--rest", "fp32", "--no-progress")
+    assert {k for k in _qdq_facts(tmp_path / "r32.onnx") if k.startswith("scale")} == {"scale float32"}
+    run_cli("quantize", trained_onnx, "-o", tmp_path / "cpu.onnx", "--calib-dir", tmp_path / "c",
+            "--calib-size", "64", "--target", "cpu", "--no-progress")
+    f = _qdq_facts(tmp_path / "cpu.onnx")
+    assert any(k.startswith("zero uint8") for k in f)                  # U8 activations
+    assert any(k.startswith("dq feeds Add") or k.startswith("dq feeds Relu") for k in f)
+
+
+def test_guard_leaves_the_most_sensitive_layers_in_float(trained_onnx, tmp_path):
+    """Entropy calibration clips this model's activations hard (about 3 points of top-1); with a
+    0.5-point bound the guard ranks the layers and keeps the worst in float until the drop fits."""
+    out = tmp_path / "guarded.onnx"
+    proc = run_cli("quantize", trained_onnx, "-o", out, "--calib-dir", tmp_path / "c", "--method", "entropy",
+                   "--rest", "fp32", "--no-progress")
+    rep = json.loads(out.with_suffix(".report.json").read_text())
+    g = rep["guard"]
+    assert g["steps"], proc.stdout
+    assert g["drop"] <= 0.5 and g["steps"][-1]["drop"] == g["drop"]
+    kept = g["steps"][-1]["excluded"]
+    assert [r[0] for r in g["ranking"][:len(kept)]] == kept
+    assert all(rep["layers"][k] == "float" for k in kept) and "kept float" in proc.stdout
+    assert read_card(out)["quantization"]["excluded_layers"] == kept
+    kept_q = sum(1 for v in rep["layers"].values() if v == "int8")
+    assert _qdq_facts(out)["dq feeds Conv"] + _qdq_facts(out)["dq feeds Gemm"] == 2 * kept_q
+
+
+@pytest.mark.parametrize("case", ["fp16 model", "not onnx", "tiny calib", "missing"])
+def test_bad_input(case, trained_onnx, tmp_path):
+    model, extra = trained_onnx, []
+    if case == "fp16 model":
+        card_ckpt = trained_onnx.parent / "run" / "best.safetensors"
+        model = tmp_path / "h.onnx"
+        run_cli("export", card_ckpt, "-o", model, "--fp16", "--no-verify")
+    elif case == "not onnx":
+        model = tmp_path / "x.onnx"
+        model.write_bytes(np.random.bytes(300))
+    elif case == "tiny calib":
+        extra = ["--calib-size", "4"]
+    else:
+        model = tmp_path / "none.onnx"
+    out = tmp_path / "q.onnx"
+    proc = run_cli("quantize", model, "-o", out, "--calib-dir", tmp_path / "c", *extra, check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()

@@ -1,0 +1,162 @@
+"""FP32 ONNX -> INT8 Q/DQ ONNX: choose calibration images, calibrate (or reuse cached ranges),
+quantize, guard the accuracy, record everything; the output is written only when all succeed."""
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wrn_deploy.errors import UserError
+from wrn_deploy.fileio import atomic_output, sha256_file, write_json
+from wrn_deploy.quant.qdq import QuantSpec
+
+
+@dataclass
+class QuantOptions:
+    spec: QuantSpec = field(default_factory=QuantSpec)
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    calib_size: int = 512
+    seed: int = 0
+    split: str = "val"
+    calib_dir: str = "calibration"
+    max_drop: float | None = 0.5
+    progress: bool = True
+
+
+def _check_classifier(path: Path) -> dict:
+    import onnx
+
+    from wrn_deploy.export.onnx_export import read_card
+
+    card = read_card(path)
+    if card["precision"] != "fp32":
+        raise UserError(f"{path} is a {card['precision']} model; quantize the FP32 export")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inp, out = graph.input[0].type.tensor_type, graph.output[0].type.tensor_type
+    if (len(graph.input) != 1 or inp.elem_type != onnx.TensorProto.FLOAT or len(inp.shape.dim) != 4
+            or out.shape.dim[-1].dim_value != card["num_classes"]):
+        raise UserError(f"{path} is not a float32 image classifier with {card['num_classes']} outputs")
+    return card
+
+
+def quantize_onnx(onnx_path, output, opts: QuantOptions) -> dict:
+    from wrn_deploy.quant import calibset
+
+    onnx_path, output = Path(onnx_path), Path(output)
+    if not output.parent.is_dir():
+        raise UserError(f"output folder {output.parent} does not exist")
+    card = _check_classifier(onnx_path)
+    data = calibset.choose(card, opts.dataset, opts.data_dir, opts.calib_size, opts.seed, opts.split)
+    manifest = calibset.make_manifest(data, sha256_file(onnx_path), opts.spec.target, opts.spec.method,
+                                      opts.spec.percentile, opts.seed)
+    folder = calibset.calibration_folder(Path(opts.calib_dir), card["arch"], manifest)
+    cached = calibset.check_cached(folder, manifest)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="wrn-quant-") as tmp:
+        result = _quantize_and_guard(onnx_path, Path(tmp), opts, data, folder / "ranges.json", cached)
+        if not cached:
+            write_json(folder / "manifest.json", manifest)
+        report = _finish(onnx_path, output, card, manifest, folder, opts, result, cached)
+    write_json(output.with_suffix(".report.json"), report)
+    return report
+
+
+def _quantize_and_guard(fp32: Path, tmp: Path, opts, data, ranges: Path, cached: bool) -> dict:
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from wrn_deploy.quant import guard, qdq
+
+    pre = tmp / "pre.onnx"
+    quant_pre_process(str(fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
+    name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
+    t0 = time.perf_counter()
+    if not cached:
+        qdq.calibrate(pre, data.calib.images, name, opts.spec, ranges)
+    calib_s = time.perf_counter() - t0
+    int8 = tmp / "int8.onnx"
+    qdq.quantize(pre, int8, opts.spec, ranges)
+    images, labels = data.guard.images.float().div(255), data.guard.labels
+    ref = guard.logits(fp32, images)
+    got = guard.logits(int8, images)
+    res = guard.GuardResult(guard.top1(ref, labels), guard.top1(got, labels), guard.top1(got, ref.argmax(1)))
+    nodes = qdq.quantizable_nodes(onnx.load(str(pre), load_external_data=False))
+    excluded = []
+    if opts.max_drop is not None and res.drop > opts.max_drop:
+        excluded = _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, list(nodes))
+    return {"path": int8, "guard": res, "excluded": excluded, "nodes": nodes, "calib_s": calib_s,
+            "guard_images": len(labels)}
+
+
+def _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, nodes) -> list:
+    from tqdm import tqdm
+
+    from wrn_deploy.quant import guard, qdq
+
+    def only(node):
+        path = tmp / "single.onnx"
+        qdq.quantize(pre, path, opts.spec, ranges, only=[node])
+        return path
+
+    sample = images[:64]
+    with tqdm(total=len(nodes), desc="ranking layers", disable=not opts.progress, leave=False) as bar:
+        res.ranking = guard.rank_layers(ref[:64], sample, only, nodes, bar)
+    excluded = []
+    for node, _ in res.ranking:
+        excluded.append(node)
+        qdq.quantize(pre, tmp / "int8.onnx", opts.spec, ranges, exclude=excluded)
+        acc = guard.top1(guard.logits(tmp / "int8.onnx", images), labels)
+        res.steps.append({"excluded": list(excluded), "int8_top1": acc, "drop": res.fp32_top1 - acc})
+        res.int8_top1 = acc
+        if res.drop <= opts.max_drop:
+            break
+    res.agreement = guard.top1(guard.logits(tmp / "int8.onnx", images), ref.argmax(1))
+    return excluded
+
+
+def _finish(fp32: Path, output: Path, card: dict, manifest: dict, folder: Path, opts, result, cached) -> dict:
+    from wrn_deploy.card import versions
+    from wrn_deploy.export.onnx_export import attach_metadata, check_model
+
+    res, label = result["guard"], result["nodes"]
+    layers = {label[n]: ("float" if n in result["excluded"] else "int8") for n in label}
+    steps = [dict(s, excluded=[label[n] for n in s["excluded"]]) for s in res.steps]
+    ranking = [(label[n], err) for n, err in res.ranking[:10]]
+    excluded = [label[n] for n in result["excluded"]]
+    quant = {"target": opts.spec.target, "method": opts.spec.method, "rest": opts.spec.rest,
+             "percentile": manifest["percentile"], "calibration_folder": str(folder),
+             "calibration_ids_sha256": manifest["ids_sha256"], "calibration_ids": manifest["ids"],
+             "calibration_dataset": manifest["dataset"], "excluded_layers": excluded}
+    new_card = dict(card, precision="int8", parent_sha256=sha256_file(fp32), quantization=quant,
+                    versions=versions("onnx", "onnxruntime"))
+    with atomic_output(output) as tmp:
+        tmp.write_bytes(result["path"].read_bytes())
+        attach_metadata(tmp, new_card)
+        check_model(tmp)
+        size = tmp.stat().st_size
+    return {"output": str(output), "source": str(fp32), "target": opts.spec.target,
+            "method": opts.spec.method, "rest": opts.spec.rest,
+            "calibration": {"folder": str(folder), "images": manifest["size"], "split": manifest["split"],
+                            "reused_cached_ranges": cached, "seconds": round(result["calib_s"], 2)},
+            "guard": {"images": result["guard_images"], "fp32_top1": res.fp32_top1, "int8_top1": res.int8_top1,
+                      "drop": res.drop, "agreement": res.agreement, "max_drop": opts.max_drop,
+                      "steps": steps, "ranking": ranking},
+            "layers": layers, "sizes": {"fp32_bytes": fp32.stat().st_size, "int8_bytes": size}}
+
+
+def format_report(rep: dict) -> str:
+    g, c = rep["guard"], rep["calibration"]
+    n8 = sum(1 for v in rep["layers"].values() if v == "int8")
+    lines = [f"wrote {rep['output']} (INT8 Q/DQ for {rep['target']}, {rep['method']} calibration, "
+             f"rest {rep['rest'] if rep['target'] == 'tensorrt' else 'int8/fp32'})",
+             f"  calibration: {c['images']} images from {c['split']}, "
+             + ("cached ranges reused" if c["reused_cached_ranges"] else f"{c['seconds']:.1f} s") + f" -> {c['folder']}",
+             f"  guard on {g['images']} held-out training images: FP32 {g['fp32_top1']:.2f}%  INT8 {g['int8_top1']:.2f}%  "
+             f"drop {g['drop']:+.2f} pts (max {g['max_drop']})  agreement {g['agreement']:.2f}%",
+             f"  layers: {n8} of {len(rep['layers'])} Conv/Gemm in INT8"]
+    for s in g["steps"]:
+        lines.append(f"    kept float: {s['excluded'][-1]:<28} -> INT8 top-1 {s['int8_top1']:.2f}% (drop {s['drop']:+.2f})")
+    lines.append(f"  size: {rep['sizes']['fp32_bytes'] / 1e6:.2f} MB FP32 -> {rep['sizes']['int8_bytes'] / 1e6:.2f} MB INT8")
+    return "\n".join(lines)
+

@@ -1,0 +1,163 @@
+"""Explicit-quantization ONNX through ONNX Runtime's quantization tools (which run on the CPU).
+
+Two targets:
+- ``tensorrt``: what TensorRT's explicit quantization needs: signed INT8, symmetric (zero point 0),
+  per-output-channel weight scales (axis 0), per-tensor activation scales, float biases, Q/DQ on the
+  inputs of Conv and Gemm only, so TensorRT fuses each pair into an INT8 kernel. The rest of the
+  graph is cast to FP16 by default (TensorRT 11 builds strongly typed: FP32 nodes would stay FP32).
+- ``cpu``: the form ONNX Runtime's CPU kernels run fastest: unsigned asymmetric activations with
+  signed weights (U8S8), every supported operator quantized.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from wrn_deploy.errors import UserError
+
+METHODS = ("entropy", "percentile", "minmax")
+TARGETS = ("tensorrt", "cpu")
+QUANTIZED_OPS = ("Conv", "Gemm")
+
+
+@dataclass
+class QuantSpec:
+    target: str = "tensorrt"
+    method: str = "percentile"  # measured best here; see docs/int8.md
+    percentile: float = 99.99
+    rest: str = "fp16"  # tensorrt target: precision of the unquantized remainder
+
+
+def _method(name: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
+            "minmax": CalibrationMethod.MinMax}[name]
+
+
+def _options(spec: QuantSpec) -> dict:
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    extra = {"WeightSymmetric": True, "QuantizeBias": False}
+    if spec.method == "percentile":
+        extra["CalibPercentile"] = spec.percentile
+    if spec.target == "tensorrt":
+        extra.update(ActivationSymmetric=True, OpTypesToExcludeOutputQuantization=list(QUANTIZED_OPS))
+        kw = dict(activation_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS))
+    else:
+        extra.update(ActivationSymmetric=False)
+        kw = dict(activation_type=QuantType.QUInt8, op_types_to_quantize=None)
+    return dict(quant_format=QuantFormat.QDQ, weight_type=QuantType.QInt8, per_channel=True,
+                calibrate_method=_method(spec.method), extra_options=extra, **kw)
+
+
+def calibrate(model_path: Path, images, input_name: str, spec: QuantSpec, ranges_path: Path) -> None:
+    """Run the calibration images through ``model_path`` and save the activation ranges.
+
+    This calls ONNX Runtime's calibrator directly because ``quantize_static`` cannot pass it a bin
+    count: its entropy calibrator then histograms into 128 bins for 128 quantized bins, which
+    leaves one candidate threshold, the min-max one (measured: identical scales). Here entropy
+    searches a 2048-bin histogram, as TensorRT's legacy entropy calibrator did.
+    """
+    import contextlib
+    import io
+    import tempfile
+
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    extra = {"symmetric": spec.target == "tensorrt"}
+    if spec.method == "entropy":
+        extra.update(num_bins=2048, num_quantized_bins=128)
+    elif spec.method == "percentile":
+        extra.update(num_bins=2048, percentile=spec.percentile)
+    ops = list(QUANTIZED_OPS) if spec.target == "tensorrt" else None
+    with tempfile.TemporaryDirectory(prefix="wrn-calib-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+        calibrator = create_calibrator(Path(model_path), ops, augmented_model_path=f"{tmp}/augmented.onnx",
+                                       calibrate_method=_method(spec.method), extra_options=extra)
+        calibrator.collect_data(calibration_reader(images, input_name))
+        ranges = calibrator.compute_data()
+    save_tensors_data(ranges, ranges_path)
+
+
+def quantize(fp32_path: Path, out_path: Path, spec: QuantSpec, ranges_path: Path,
+             exclude: list | None = None, only: list | None = None) -> None:
+    """Write the Q/DQ model from the ranges that ``calibrate`` saved."""
+    import contextlib
+    import io
+    import logging
+
+    from onnxruntime.quantization import quantize_static
+
+    logging.getLogger().setLevel(logging.ERROR)  # ORT logs a line per tensor at INFO
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # and prints its histogram progress
+            quantize_static(str(fp32_path), str(out_path), None, nodes_to_exclude=exclude or [],
+                            nodes_to_quantize=only, calibration_cache_path=str(ranges_path), **_options(spec))
+    except ValueError as e:
+        raise UserError(f"quantization failed: {e}") from None
+    if spec.target == "tensorrt" and spec.rest == "fp16":
+        _rest_to_fp16(out_path)
+
+
+def quantizable_nodes(model) -> dict:
+    """{node name: layer name} of the Conv/Gemm nodes, the layer named after its weight tensor."""
+    out = {}
+    for n in model.graph.node:
+        if n.op_type in QUANTIZED_OPS:
+            weight = n.input[1] if len(n.input) > 1 else n.name
+            out[n.name] = weight.removeprefix("net.").removesuffix(".weight")
+    return out
+
+
+def _rest_to_fp16(path: Path) -> None:
+    """Cast everything outside the INT8 pairs to FP16; Q/DQ scales become FP16 (opset >= 19)."""
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from wrn_deploy.export.fp16 import FP16_MAX, FP16_TINY
+
+    model = onnx.load(str(path))
+    if model.opset_import[0].version < 19:
+        model = version_converter.convert_version(model, 19)
+    model = convert_float_to_float16(model, min_positive_val=FP16_TINY, max_finite_val=FP16_MAX,
+                                     keep_io_types=True)
+    # The converter appends the input's Cast after the nodes that read it and leaves stale types.
+    _topological_sort(model.graph)
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
+
+
+def _topological_sort(graph) -> None:
+    """Reorder ``graph.node`` in place so each node follows the producers of its inputs."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise UserError("the FP16 conversion produced a graph with an input nothing produces")
+        ordered += ready
+        for n in ready:
+            available.update(n.output)
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    nodes = [type(n)() for n in ordered]
+    for new, old in zip(nodes, ordered):
+        new.CopyFrom(old)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def calibration_reader(images, input_name: str, batch: int = 32):
+    """ONNX Runtime's CalibrationDataReader over float images in [0, 1]."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter(range(0, len(images), batch))
+
+        def get_next(self):
+            i = next(self._batches, None)
+            if i is None:
+                return None
+            return {input_name: images[i:i + batch].float().div(255).numpy()}
+
+    return Reader()
