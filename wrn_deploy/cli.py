@@ -9,7 +9,7 @@ import sys
 import click
 
 from wrn_deploy import __version__
-from wrn_deploy.commands import export_cmd, models_cmd, quantize_cmd, train_cmd
+from wrn_deploy.commands import build_cmd, eval_cmd, export_cmd, models_cmd, quantize_cmd, train_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,6 +21,8 @@ def cli():
     train    -> checkpoint (safetensors + card)
     export   -> ONNX (dropout removed, BatchNorm folded; --fp16 for FP16)
     quantize -> INT8 Q/DQ ONNX (calibrated on training images, accuracy-guarded)
+    build    -> TensorRT .plan (strongly typed; needs TensorRT and an NVIDIA GPU)
+    eval     -> paired parity report against PyTorch FP32, with pass/fail gates
     """
 
 
@@ -28,6 +30,9 @@ cli.add_command(models_cmd.models)
 cli.add_command(train_cmd.train)
 cli.add_command(export_cmd.export)
 cli.add_command(quantize_cmd.quantize)
+cli.add_command(build_cmd.build)
+cli.add_command(build_cmd.keygen)
+cli.add_command(eval_cmd.eval_)
 
 
 def main(argv=None) -> None:

@@ -44,7 +44,7 @@ def verification_images(opts: ExportOptions, card: dict) -> torch.Tensor:
 
 def onnx_card(card: dict, checkpoint: Path, opts: ExportOptions) -> dict:
     out = dict(card)
-    out.update(precision="fp16" if opts.fp16 else "fp32", source_checkpoint=checkpoint.name,
+    out.update(precision="fp16" if opts.fp16 else "fp32", source_checkpoint=str(checkpoint.resolve()),
                source_checkpoint_sha256=sha256_file(checkpoint), trained_with=card.get("versions", {}),
                versions=versions("onnx", "onnxruntime", "onnxscript"),
                onnx={"input": INPUT, "output": OUTPUT, "layout": "NCHW RGB float in [0, 1]",

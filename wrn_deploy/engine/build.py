@@ -1,0 +1,121 @@
+"""ONNX -> TensorRT plan, strongly typed: the ONNX file carries the precision (FP32, FP16 or INT8
+Q/DQ), so no precision flag is set, and the same code builds on TensorRT 10.x and 11.x.
+
+Written against the documented Python API (see docs/tensorrt.md for what has and has not run on a
+real TensorRT); the CPU test suite drives it through a stand-in module with the 11.x surface.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from wrn_deploy.engine import manifest as M
+from wrn_deploy.engine.trt_api import import_tensorrt, require_cuda
+from wrn_deploy.errors import UserError
+from wrn_deploy.fileio import atomic_output, sha256_file, write_json
+
+HW_COMPAT = ("none", "ampere_plus", "same_compute_capability")
+
+
+@dataclass
+class BuildOptions:
+    min_batch: int = 1
+    opt_batch: int = 32
+    max_batch: int = 256
+    workspace_mib: int = 1024
+    timing_cache: str | None = None
+    version_compatible: bool = False
+    hw_compat: str = "none"
+    optimization_level: int | None = None
+
+
+def _logger(trt):
+    class CapturingLogger(trt.ILogger):
+        """Keeps TensorRT's messages so a failure can show them."""
+
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.messages = []
+
+        def log(self, severity, msg):
+            self.messages.append(f"[{severity}] {msg}")
+
+    return CapturingLogger()
+
+
+def _parse(trt, builder, logger, onnx_path: Path):
+    # STRONGLY_TYPED is required for explicit types on 10.x and is the only mode (flag ignored) on 11.x.
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise UserError(f"TensorRT's ONNX parser rejected {onnx_path}: {errors}")
+    return network, parser
+
+
+def _config(trt, builder, network, opts: BuildOptions):
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
+    if opts.optimization_level is not None:
+        config.builder_optimization_level = opts.optimization_level
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        chw = tuple(tensor.shape)[1:]
+        profile.set_shape(tensor.name, (opts.min_batch, *chw), (opts.opt_batch, *chw), (opts.max_batch, *chw))
+    config.add_optimization_profile(profile)
+    if opts.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if opts.hw_compat != "none":
+        level = {"ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}[opts.hw_compat]
+        config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, level)
+    blob = b""
+    if opts.timing_cache and Path(opts.timing_cache).exists():
+        blob = Path(opts.timing_cache).read_bytes()
+    config.set_timing_cache(config.create_timing_cache(blob), False)  # False: refuse another GPU's cache
+    return config
+
+
+def check_options(opts: BuildOptions) -> None:
+    if not 1 <= opts.min_batch <= opts.opt_batch <= opts.max_batch:
+        raise UserError(f"batch profile must satisfy 1 <= min <= opt <= max, got "
+                        f"{opts.min_batch}/{opts.opt_batch}/{opts.max_batch}")
+    if opts.hw_compat not in HW_COMPAT:
+        raise UserError(f"--hw-compat must be one of {', '.join(HW_COMPAT)}")
+
+
+def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None) -> dict:
+    """Build, write the plan and its manifest atomically, optionally sign; return the manifest."""
+    from wrn_deploy.export.onnx_export import read_card
+
+    onnx_path, plan_path = Path(onnx_path), Path(plan_path)
+    check_options(opts)
+    card = read_card(onnx_path)
+    if not plan_path.parent.is_dir():
+        raise UserError(f"output folder {plan_path.parent} does not exist")
+    trt = import_tensorrt()
+    torch = require_cuda()
+    logger = _logger(trt)
+    builder = trt.Builder(logger)
+    network, _parser = _parse(trt, builder, logger, onnx_path)
+    config = _config(trt, builder, network, opts)
+    t0 = time.perf_counter()
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise UserError("TensorRT could not build the engine: " + " | ".join(logger.messages[-8:]))
+    seconds = time.perf_counter() - t0
+    if opts.timing_cache:
+        with atomic_output(opts.timing_cache) as tmp:
+            tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+    with atomic_output(plan_path) as tmp:
+        tmp.write_bytes(bytes(plan))
+        man = {"format": M.FORMAT, "tensorrt_version": trt.__version__,
+               "gpu": torch.cuda.get_device_name(), "compute_capability": list(torch.cuda.get_device_capability()),
+               "cuda_version": torch.version.cuda, "build": asdict(opts), "build_seconds": round(seconds, 1),
+               "profile": {"min": opts.min_batch, "opt": opts.opt_batch, "max": opts.max_batch},
+               "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path),
+               "plan_sha256": sha256_file(tmp), "plan_bytes": tmp.stat().st_size, "card": card}
+        write_json(M.manifest_path(plan_path), man)
+    if sign_key:
+        M.sign(plan_path, sign_key)
+    return man
