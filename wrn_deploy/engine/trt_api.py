@@ -12,7 +12,7 @@ USED = (
     "ILogger", "Logger", "Builder", "Runtime", "OnnxParser", "NetworkDefinitionCreationFlag",
     "STRONGLY_TYPED", "BuilderFlag", "VERSION_COMPATIBLE", "MemoryPoolType", "WORKSPACE",
     "HardwareCompatibilityLevel", "AMPERE_PLUS", "SAME_COMPUTE_CAPABILITY", "TensorIOMode", "INPUT",
-    "DataType", "FLOAT", "HALF", "INT8", "INT32", "INT64", "BOOL", "BF16", "__version__",
+    "DataType", "FLOAT", "HALF", "INT8", "INT32", "INT64", "BOOL", "BF16", "WARNING", "__version__",
     # Builder / config / network / parser
     "create_network", "create_builder_config", "create_optimization_profile", "set_shape",
     "add_optimization_profile", "set_memory_pool_limit", "set_flag", "hardware_compatibility_level",

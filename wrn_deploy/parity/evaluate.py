@@ -44,8 +44,12 @@ def candidate(kind: str, path, opts: EvalOptions):
         return TorchRunner(path, opts.device), load_checkpoint(path).card
     from wrn_deploy.runners.trt_runner import TrtRunner
 
+    from wrn_deploy.engine.trt_api import import_tensorrt, require_cuda
+
     runner = TrtRunner(path, opts.verify_key, opts.allow_host_code)
     manifest = runner.preflight()
+    import_tensorrt()  # fail before the images load, not after
+    require_cuda()
     if manifest is None:
         if not opts.reference:
             raise UserError(f"{path} has no manifest, so its card is unknown: pass --reference CHECKPOINT")

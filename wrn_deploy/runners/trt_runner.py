@@ -23,9 +23,10 @@ def _torch_dtype(trt, dt):
 class TrtRunner(Runner):
     name = "tensorrt"
 
-    def __init__(self, plan, verify_key=None, allow_host_code: bool = False, warn=print):
+    def __init__(self, plan, verify_key=None, allow_host_code: bool = False, warn=print, device: str = "cuda"):
         super().__init__()
         self.plan, self.verify_key, self.allow_host_code, self.warn = plan, verify_key, allow_host_code, warn
+        self.device = device  # "cuda"; the CPU test suite drives the logic through a stand-in TensorRT
         self.engine = self.context = None
 
     def preflight(self) -> dict | None:
@@ -68,7 +69,8 @@ class TrtRunner(Runner):
 
     def _deactivate(self) -> None:
         self.context = self.engine = None
-        torch.cuda.empty_cache()
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
 
     def batch_range(self) -> tuple:
         lo, _opt, hi = self.engine.get_tensor_profile_shape(self.inputs[0], 0)
@@ -81,16 +83,17 @@ class TrtRunner(Runner):
         if len(images) < lo:
             raise UserError(f"batch {len(images)} is below the engine profile's minimum {lo}")
         name = self.inputs[0]
-        x = images.to("cuda", _torch_dtype(self.trt, self.engine.get_tensor_dtype(name))).contiguous()
+        x = images.to(self.device, _torch_dtype(self.trt, self.engine.get_tensor_dtype(name))).contiguous()
         self.context.set_input_shape(name, tuple(x.shape))
         self.context.set_tensor_address(name, x.data_ptr())
         outs = {}
         for o in self.outputs:
             shape = tuple(self.context.get_tensor_shape(o))
-            outs[o] = torch.empty(shape, dtype=_torch_dtype(self.trt, self.engine.get_tensor_dtype(o)), device="cuda")
+            outs[o] = torch.empty(shape, dtype=_torch_dtype(self.trt, self.engine.get_tensor_dtype(o)), device=self.device)
             self.context.set_tensor_address(o, outs[o].data_ptr())
-        stream = torch.cuda.current_stream()
-        if not self.context.execute_async_v3(stream.cuda_stream):
+        handle = torch.cuda.current_stream().cuda_stream if self.device == "cuda" else 0
+        if not self.context.execute_async_v3(handle):
             raise UserError("TensorRT execute_async_v3 failed")
-        stream.synchronize()
+        if self.device == "cuda":
+            torch.cuda.current_stream().synchronize()
         return outs[self.outputs[0]].float().cpu().numpy()
