@@ -147,8 +147,14 @@ def _topological_sort(graph) -> None:
 
 
 def calibration_reader(images, input_name: str, batch: int = 32):
-    """ONNX Runtime's CalibrationDataReader over float images in [0, 1]."""
+    """ONNX Runtime's CalibrationDataReader over uint8 images, fed as floats in [0, 1].
+
+    Every batch has the same size: ORT's histogram calibrators stack per-batch arrays and fail on a
+    short last batch, so the batch is the largest divisor of the image count up to ``batch``.
+    """
     from onnxruntime.quantization import CalibrationDataReader
+
+    batch = max(d for d in range(1, batch + 1) if len(images) % d == 0)
 
     class Reader(CalibrationDataReader):
         def __init__(self):

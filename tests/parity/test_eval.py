@@ -1,0 +1,99 @@
+"""eval on real CIFAR-10 images (the shared lossless test images), through the CLI."""
+
+import json
+
+import pytest
+import torch
+
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def cifar_models(cifar_dir, tmp_path_factory):
+    """A WRN-10-1 trained for one epoch on 1,800 shared JPEG training images, exported three ways."""
+    root = tmp_path_factory.mktemp("cifar-models")
+    run_cli("train", "--arch", "wrn-10-1", "--dataset", "cifar10", "--data-dir", cifar_dir, "--epochs", "1",
+            "--val-size", "200", "--out", root / "run", "--no-progress")
+    ckpt = root / "run" / "best.safetensors"
+    run_cli("export", ckpt, "-o", root / "m.onnx", "--verify-data", "cifar10", "--data-dir", cifar_dir)
+    run_cli("export", ckpt, "-o", root / "m.fp16.onnx", "--fp16", "--verify-data", "cifar10", "--data-dir", cifar_dir)
+    run_cli("quantize", root / "m.onnx", "-o", root / "m.int8.onnx", "--data-dir", cifar_dir, "--calib-size", "100",
+            "--calib-dir", root / "calib", "--no-progress")
+    return root
+
+
+def _eval(*args, check=False):
+    return run_cli("eval", *args, "--no-progress", check=check)
+
+
+def test_fp32_onnx_passes_with_a_full_report(cifar_models, cifar_dir):
+    proc = _eval("--onnx", cifar_models / "m.onnx", "--data-dir", cifar_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rep = json.loads((cifar_models / "m.onnx.eval.json").read_text())
+    s = rep["stats"]
+    assert rep["data"] == {"dataset": "cifar10", "split": "test", "images": 1000, "calibration_overlap": 0}
+    assert s["agreement"] == 100.0 and s["max_abs_logit_diff"] < 1e-3 and s["mcnemar_p"] == 1.0
+    assert 10 < s["ref_top1"] < 100 and s["ref_top5"] >= s["ref_top1"]
+    assert (cifar_models / "m.onnx.eval.md").read_text().startswith("# Parity: wrn-10-1 fp32")
+    assert "PASSED" in proc.stdout and "McNemar" in proc.stdout
+
+
+def test_fp16_and_int8_reports_apply_their_gates(cifar_models, cifar_dir):
+    for name, gate in (("m.fp16.onnx", "|top-1 difference|"), ("m.int8.onnx", "top-1 drop")):
+        proc = _eval("--onnx", cifar_models / name, "--data-dir", cifar_dir)
+        rep = json.loads((cifar_models / f"{name}.eval.json").read_text())
+        assert rep["gates"][0]["gate"].startswith(gate)
+        assert proc.returncode == (0 if rep["passed"] else 1)
+        assert rep["passed"] == (rep["gates"][0]["passed"])
+
+
+def test_int8_is_refused_on_its_own_calibration_images(cifar_models, cifar_dir):
+    proc = _eval("--onnx", cifar_models / "m.int8.onnx", "--data-dir", cifar_dir, "--split", "val")
+    assert proc.returncode == 2 and "calibrated this model" in proc.stderr
+    ok = _eval("--onnx", cifar_models / "m.int8.onnx", "--data-dir", cifar_dir, "--split", "val",
+               "--allow-calibration-overlap")
+    assert json.loads((cifar_models / "m.int8.onnx.eval.json").read_text())["data"]["calibration_overlap"] == 100
+    assert ok.returncode in (0, 1)
+
+
+def test_a_broken_candidate_fails_the_gate_with_exit_1(cifar_models, cifar_dir, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    ckpt = cifar_models / "run" / "best.safetensors"
+    tensors = load_file(ckpt)
+    g = torch.Generator().manual_seed(0)
+    for k, v in tensors.items():
+        if k.startswith("model.") and v.is_floating_point() and k.endswith("weight"):
+            tensors[k] = v + 0.5 * v.std() * torch.randn(v.shape, generator=g)
+    meta = safe_open(str(ckpt), framework="pt").metadata()
+    broken = tmp_path / "broken.safetensors"
+    save_file(tensors, str(broken), metadata=meta)
+    proc = _eval("--checkpoint", broken, "--reference", ckpt, "--data-dir", cifar_dir, "--report", tmp_path / "r")
+    assert proc.returncode == 1 and "FAILED" in proc.stdout
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["stats"]["agreement"] < 99.9 and not rep["passed"]
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--onnx", "x.onnx", "--checkpoint", "y"], "exactly one"),
+    (["--checkpoint", "nope.safetensors"], "does not exist"),
+])
+def test_bad_eval_input(args, fragment, tmp_path):
+    proc = _eval(*args)
+    assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dataset_with_other_class_count_is_refused(cifar_models, tmp_path):
+    proc = _eval("--onnx", cifar_models / "m.onnx", "--data", "svhn", "--data-dir", tmp_path)
+    assert proc.returncode == 2  # svhn is absent here: a one-line data error
+    folder = tmp_path / "three"
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for c in "abc":
+            (folder / split / c).mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (32, 32)).save(folder / split / c / f"{i}.png")
+    proc = _eval("--onnx", cifar_models / "m.onnx", "--data", "imagefolder", "--data-dir", folder)
+    assert proc.returncode == 2 and "3 classes" in proc.stderr

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from wrn_deploy.parity.gates import Gates, check
+from wrn_deploy.parity.stats import bootstrap_diff_ci, mcnemar_exact, paired
+
+
+@pytest.mark.parametrize("b,c", [(0, 0), (1, 0), (3, 9), (10, 10), (0, 12), (40, 61)])
+def test_mcnemar_exact_equals_a_binomial_test_of_the_flips(b, c):
+    expected = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5).pvalue
+    assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-12)
+
+
+def test_paired_counts_on_a_known_example():
+    labels = np.array([0, 1, 2, 3])
+    ref = np.eye(4)[[0, 1, 2, 0]] * 5        # right, right, right, wrong
+    cand = np.eye(4)[[0, 2, 2, 3]] * 5       # right, wrong, right, right
+    p = paired(ref, cand, labels, resamples=200)
+    assert (p.ref_only_right, p.cand_only_right) == (1, 1)
+    assert p.ref_top1 == p.cand_top1 == 75.0 and p.agreement == 50.0 and p.diff == 0.0
+    assert p.ref_top5 == 100.0 and p.max_abs_logit_diff == 5.0
+
+
+def test_bootstrap_interval_covers_the_observed_difference():
+    rng = np.random.default_rng(1)
+    ref_ok = rng.random(2000) < 0.9
+    cand_ok = ref_ok.copy()
+    cand_ok[:40] = False                     # candidate loses up to 40 of the first images
+    lo, hi = bootstrap_diff_ci(ref_ok, cand_ok)
+    diff = 100 * (cand_ok.mean() - ref_ok.mean())
+    assert lo < diff < hi and hi < 0
+
+
+def test_gates_per_precision():
+    labels = np.arange(1000) % 10
+    ref = np.eye(10)[labels]
+    cand = ref.copy()
+    cand[:2] = np.eye(10)[(labels[:2] + 1) % 10]   # two images flip to wrong: -0.2 points
+    p = paired(ref, cand, labels, resamples=100)
+    assert not check(p, "fp32", Gates())[0][2]     # agreement 99.8% < 99.9%
+    assert not check(p, "fp16", Gates())[0][2]     # |diff| 0.2 > 0.1
+    assert check(p, "int8", Gates())[0][2]         # drop 0.2 <= 0.5
+    assert check(p, "fp32", Gates(fp32_min_agreement=99.8))[0][2]
