@@ -147,13 +147,14 @@ def _finish(fp32: Path, output: Path, card: dict, manifest: dict, folder: Path, 
 
 def format_report(rep: dict) -> str:
     g, c = rep["guard"], rep["calibration"]
+    bound = "no guard" if g["max_drop"] is None else f"max {g['max_drop']}"
     n8 = sum(1 for v in rep["layers"].values() if v == "int8")
     lines = [f"wrote {rep['output']} (INT8 Q/DQ for {rep['target']}, {rep['method']} calibration, "
              f"rest {rep['rest'] if rep['target'] == 'tensorrt' else 'int8/fp32'})",
              f"  calibration: {c['images']} images from {c['split']}, "
              + ("cached ranges reused" if c["reused_cached_ranges"] else f"{c['seconds']:.1f} s") + f" -> {c['folder']}",
              f"  guard on {g['images']} held-out training images: FP32 {g['fp32_top1']:.2f}%  INT8 {g['int8_top1']:.2f}%  "
-             f"drop {g['drop']:+.2f} pts (max {g['max_drop']})  agreement {g['agreement']:.2f}%",
+             f"drop {g['drop']:+.2f} pts ({bound})  agreement {g['agreement']:.2f}%",
              f"  layers: {n8} of {len(rep['layers'])} Conv/Gemm in INT8"]
     for s in g["steps"]:
         lines.append(f"    kept float: {s['excluded'][-1]:<28} -> INT8 top-1 {s['int8_top1']:.2f}% (drop {s['drop']:+.2f})")

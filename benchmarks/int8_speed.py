@@ -1,0 +1,93 @@
+"""ONNX Runtime CPU throughput of each INT8 form against FP32, ratios measured in one run.
+
+    python benchmarks/int8_speed.py [--archs wrn-16-4,wrn-28-10] [--batch 64] [--threads 2]
+
+For each architecture: a random-weight model (BatchNorm statistics randomised) is exported to FP32
+ONNX, calibrated (min-max on 64 synthetic images; speed does not depend on the ranges), and
+quantized to the TensorRT form (S8S8 Q/DQ on Conv/Gemm inputs, rest FP32 or FP16) and the CPU form
+(U8S8, every operator).
+"""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from common import machine_report  # noqa: E402
+from tests.export.conftest import randomize_batchnorm  # noqa: E402
+from timing import time_call  # noqa: E402
+from wrn_deploy.arch import create_model  # noqa: E402
+from wrn_deploy.arch.normalize import Normalized  # noqa: E402
+from wrn_deploy.data.synthetic import make_synthetic  # noqa: E402
+from wrn_deploy.export.onnx_export import export_onnx  # noqa: E402
+from wrn_deploy.export.prepare import prepare_for_export  # noqa: E402
+from wrn_deploy.export.verify import ort_session  # noqa: E402
+from wrn_deploy.quant import qdq  # noqa: E402
+
+FORMS = {"INT8 tensorrt (rest fp32)": qdq.QuantSpec("tensorrt", "minmax", rest="fp32"),
+         "INT8 tensorrt (rest fp16)": qdq.QuantSpec("tensorrt", "minmax", rest="fp16"),
+         "INT8 cpu (U8S8)": qdq.QuantSpec("cpu", "minmax")}
+
+
+def models(arch: str, folder: Path) -> dict:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    net = Normalized(prepare_for_export(randomize_batchnorm(create_model(arch, 10)))[0], (0.5,) * 3, (0.25,) * 3)
+    export_onnx(net.eval(), folder / "fp32.onnx", 32, None, 18)
+    quant_pre_process(str(folder / "fp32.onnx"), str(folder / "pre.onnx"), skip_optimization=True,
+                      skip_symbolic_shape=True)
+    images, _ = make_synthetic(64, 0)
+    paths = {"FP32": folder / "fp32.onnx"}
+    for name, spec in FORMS.items():
+        ranges = folder / f"{spec.target}.ranges.json"
+        if not ranges.exists():
+            qdq.calibrate(folder / "pre.onnx", images, "images", spec, ranges)
+        paths[name] = folder / f"{name.split()[1]}-{spec.rest}.onnx"
+        qdq.quantize(folder / "pre.onnx", paths[name], spec, ranges)
+    paths["S8S8 + output Q/DQ (diagnostic)"] = _s8s8_with_output_qdq(folder)
+    return paths
+
+
+def _s8s8_with_output_qdq(folder: Path) -> Path:
+    """The TensorRT form plus Q/DQ on Conv/Gemm outputs: what ONNX Runtime's CPU kernels need to fuse
+    DQ-Conv-Q into one QLinearConv. Shows why the TensorRT form itself is not fast in ORT."""
+    from onnxruntime.quantization import quantize_static
+
+    spec = FORMS["INT8 tensorrt (rest fp32)"]
+    opts = qdq._options(spec)
+    opts["extra_options"] = {k: v for k, v in opts["extra_options"].items()
+                             if k != "OpTypesToExcludeOutputQuantization"}
+    out = folder / "s8s8-output-qdq.onnx"
+    quantize_static(str(folder / "pre.onnx"), str(out), None, calibration_cache_path=str(folder / "tensorrt.ranges.json"),
+                    **opts)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--archs", default="wrn-16-4,wrn-28-10")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--budget", type=float, default=5.0)
+    args = ap.parse_args()
+    print(machine_report())
+    print(f"ONNX Runtime CPU, batch {args.batch}, {args.threads} threads; images/s and ratio to FP32")
+    x = np.random.rand(args.batch, 3, 32, 32).astype(np.float32)
+    for arch in args.archs.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = {}
+            for name, path in models(arch, Path(tmp)).items():
+                sess = ort_session(path, args.threads)
+                rows[name] = args.batch / time_call(lambda: sess.run(None, {"images": x}), args.budget)
+        print(f"\n{arch}")
+        for name, ips in rows.items():
+            print(f"  {name:28} {ips:9.1f} images/s  {ips / rows['FP32']:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
