@@ -138,3 +138,16 @@ def test_bad_input_is_one_line_and_leaves_no_onnx(case, checkpoint, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not list(tmp_path.rglob("*.onnx"))
+
+
+def test_fixed_batch_model_runs_any_number_of_images(fp32, checkpoint, tmp_path):
+    import torch
+
+    from wrn_deploy.runners.ort_runner import OrtRunner
+
+    fixed = tmp_path / "b4.onnx"
+    run_cli("export", checkpoint, "-o", fixed, "--batch", "4", "--no-verify")
+    images = torch.rand(10, 3, 32, 32)
+    with OrtRunner(fixed) as a, OrtRunner(fp32) as b:
+        assert a.fixed_batch == 4 and b.fixed_batch is None
+        np.testing.assert_allclose(a.infer(images), b.infer(images), rtol=1e-5, atol=1e-5)

@@ -26,18 +26,12 @@ def ort_session(path, threads: int | None = None):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def run_ort(session, images: torch.Tensor, batch: int = 64) -> np.ndarray:
-    inp = session.get_inputs()[0]
-    dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
-    fixed = inp.shape[0] if isinstance(inp.shape[0], int) else None
-    step = fixed or batch
-    out = []
-    for i in range(0, len(images), step):
-        x = images[i:i + step].numpy().astype(dtype)
-        if fixed and len(x) < fixed:  # pad the last batch of a fixed-batch model
-            x = np.concatenate([x, np.zeros((fixed - len(x), *x.shape[1:]), dtype)])
-        out.append(session.run(None, {inp.name: x})[0][:len(images[i:i + step])])
-    return np.concatenate(out).astype(np.float32)
+def run_ort(path, images: torch.Tensor, batch: int = 64) -> np.ndarray:
+    """Logits of the ONNX file at ``path`` in ONNX Runtime CPU."""
+    from wrn_deploy.runners.ort_runner import OrtRunner
+
+    with OrtRunner(path) as runner:
+        return runner.infer_all(images, batch)
 
 
 @torch.no_grad()
@@ -57,7 +51,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 def verify(net: torch.nn.Module, onnx_path, precision: str, images: torch.Tensor) -> dict:
     """Compare ONNX Runtime with PyTorch; return the figures or raise UserError naming them."""
     ref = run_torch(net, images)
-    got = run_ort(ort_session(onnx_path), images)
+    got = run_ort(onnx_path, images)
     diff = np.abs(got - ref)
     span = float(ref.max() - ref.min()) or 1.0
     fig = {"images": len(images), "precision": precision, "max_abs_diff": float(diff.max()),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from wrn_deploy.export.verify import ort_session, run_ort
+from wrn_deploy.export.verify import run_ort
 
 
 @dataclass
@@ -24,7 +24,7 @@ class GuardResult:
 
 
 def logits(path, images: torch.Tensor) -> np.ndarray:
-    return run_ort(ort_session(path), images)
+    return run_ort(path, images)
 
 
 def top1(pred: np.ndarray, labels) -> float:

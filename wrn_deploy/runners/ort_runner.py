@@ -38,10 +38,16 @@ class OrtRunner(Runner):
         inp = self.session.get_inputs()[0]
         self.input = inp.name
         self.dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
 
     def _deactivate(self) -> None:
         self.session = None
 
     def _infer(self, images: torch.Tensor) -> np.ndarray:
+        n, fixed = len(images), self.fixed_batch
+        if fixed and n != fixed:  # a fixed-batch model: run in its batch size, zero-pad the last one
+            chunks = [images[i:i + fixed] for i in range(0, n, fixed)]
+            chunks[-1] = torch.cat([chunks[-1], chunks[-1].new_zeros(fixed - len(chunks[-1]), *images.shape[1:])])
+            return np.concatenate([self._infer(c) for c in chunks])[:n]
         out = self.session.run(None, {self.input: images.numpy().astype(self.dtype)})[0]
         return out.astype(np.float32)
