@@ -5,8 +5,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from wrn_deploy.card import validate_card
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import atomic_output, write_json

@@ -30,6 +30,17 @@ def make_checkpoint(path, arch="wrn-10-2", dropout=0.3, seed=0):
     return path
 
 
+def resave(src, dst, tensors: dict):
+    """Write ``tensors`` to ``dst`` with the metadata (card) of checkpoint ``src``."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        meta = f.metadata()
+    save_file(tensors, str(dst), metadata=meta)
+    return dst
+
+
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "wrn-10-2.safetensors")

@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from tests.conftest import run_cli
-from tests.export.conftest import make_checkpoint
+from tests.export.conftest import make_checkpoint, resave
 from wrn_deploy.errors import UserError
 from wrn_deploy.export.onnx_export import read_card
 from wrn_deploy.export.pipeline import ExportOptions, export_checkpoint
@@ -98,16 +98,12 @@ def test_failed_verification_names_the_numbers_and_leaves_nothing(checkpoint, tm
 
 def test_weights_beyond_fp16_range_are_refused(tmp_path):
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     path = make_checkpoint(tmp_path / "big.safetensors")
     tensors = load_file(path)
     tensors["model.fc.weight"][0, 0] = 1e6
-    with open(path, "rb") as f:
-        from safetensors import safe_open
-
-        meta = safe_open(str(path), framework="pt").metadata()
-    save_file(tensors, str(path), metadata=meta)
+    resave(path, path, tensors)
     with pytest.raises(UserError, match="65504"):
         export_checkpoint(path, tmp_path / "m.onnx", ExportOptions(fp16=True, verify=False))
     assert not (tmp_path / "m.onnx").exists()
@@ -123,13 +119,10 @@ def test_bad_input_is_one_line_and_leaves_no_onnx(case, checkpoint, tmp_path):
         ckpt = tmp_path / "corrupt.safetensors"
         ckpt.write_bytes(checkpoint.read_bytes()[:1000])
     elif case == "mismatch":  # a wrn-10-2 card over wrn-10-1 weights
-        other = make_checkpoint(tmp_path / "w1.safetensors", arch="wrn-10-1")
-        from safetensors import safe_open
-        from safetensors.torch import load_file, save_file
+        from safetensors.torch import load_file
 
-        meta = safe_open(str(checkpoint), framework="pt").metadata()
-        ckpt = tmp_path / "mismatch.safetensors"
-        save_file(load_file(other), str(ckpt), metadata=meta)
+        other = make_checkpoint(tmp_path / "w1.safetensors", arch="wrn-10-1")
+        ckpt = resave(checkpoint, tmp_path / "mismatch.safetensors", load_file(other))
     elif case == "opset":
         extra = ["--opset", "11"]
     else:

@@ -57,8 +57,9 @@ def test_int8_is_refused_on_its_own_calibration_images(cifar_models, cifar_dir):
 
 
 def test_a_broken_candidate_fails_the_gate_with_exit_1(cifar_models, cifar_dir, tmp_path):
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from tests.export.conftest import resave
 
     ckpt = cifar_models / "run" / "best.safetensors"
     tensors = load_file(ckpt)
@@ -66,9 +67,7 @@ def test_a_broken_candidate_fails_the_gate_with_exit_1(cifar_models, cifar_dir, 
     for k, v in tensors.items():
         if k.startswith("model.") and v.is_floating_point() and k.endswith("weight"):
             tensors[k] = v + 0.5 * v.std() * torch.randn(v.shape, generator=g)
-    meta = safe_open(str(ckpt), framework="pt").metadata()
-    broken = tmp_path / "broken.safetensors"
-    save_file(tensors, str(broken), metadata=meta)
+    broken = resave(ckpt, tmp_path / "broken.safetensors", tensors)
     proc = _eval("--checkpoint", broken, "--reference", ckpt, "--data-dir", cifar_dir, "--report", tmp_path / "r")
     assert proc.returncode == 1 and "FAILED" in proc.stdout
     rep = json.loads((tmp_path / "r.json").read_text())

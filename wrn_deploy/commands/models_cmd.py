@@ -30,7 +30,7 @@ def _row(entry) -> dict:
     import torch
 
     from wrn_deploy.arch import create_model, default_input_size
-    from wrn_deploy.arch.stats import count_macs, count_params
+    from wrn_deploy.arch.stats import count_macs
 
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         model = create_model(entry.arch, entry.num_classes)

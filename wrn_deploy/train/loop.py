@@ -21,7 +21,7 @@ from wrn_deploy.checkpoint import load_checkpoint, save_checkpoint
 from wrn_deploy.data import load_dataset
 from wrn_deploy.data.batches import batches
 from wrn_deploy.errors import UserError
-from wrn_deploy.fileio import ensure_writable_dir, write_json
+from wrn_deploy.fileio import ensure_writable_dir, write_json, write_text
 from wrn_deploy.train import distributed as D
 from wrn_deploy.train.config import TrainConfig
 from wrn_deploy.train.plots import plot_curves
@@ -236,8 +236,6 @@ class Trainer:
             self._save("best", epoch, {"val_acc": row["val_acc"], "val_loss": row["val_loss"]}, False)
         self._save("last", epoch, {"val_acc": row["val_acc"], "val_loss": row["val_loss"]}, True)
         self.history.append(row)
-        from wrn_deploy.fileio import write_text
-
         write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
         plot_curves(self.history, self.out / "curves.png", f"{self.cfg.arch} on {self.cfg.dataset}")
         print(f"epoch {epoch + 1:>3}/{self.cfg.epochs}  lr {row['lr']:.4g}  train loss "
