@@ -26,7 +26,7 @@ from wrn_deploy.arch.normalize import Normalized  # noqa: E402
 from wrn_deploy.export.fp16 import to_fp16  # noqa: E402
 from wrn_deploy.export.onnx_export import export_onnx  # noqa: E402
 from wrn_deploy.export.prepare import prepare_for_export  # noqa: E402
-from wrn_deploy.export.verify import ort_session  # noqa: E402
+from wrn_deploy.runners.ort_runner import OrtRunner  # noqa: E402
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
@@ -41,7 +41,8 @@ def candidates(arch: str, folder: Path) -> dict:
     cl = Normalized(create_model(arch, 10), MEAN, STD).eval()
     cl.load_state_dict(eager.state_dict())
     cl = cl.to(memory_format=torch.channels_last)
-    s32, s16 = ort_session(folder / "fp32.onnx"), ort_session(folder / "fp16.onnx")
+    o32, o16 = OrtRunner(folder / "fp32.onnx"), OrtRunner(folder / "fp16.onnx")
+    o32.activate(), o16.activate()
 
     def torch_fn(m, layout=torch.contiguous_format):
         def run(x):
@@ -50,8 +51,8 @@ def candidates(arch: str, folder: Path) -> dict:
         return run
 
     return {"torch eager NCHW": torch_fn(eager), "torch eager channels_last": torch_fn(cl, torch.channels_last),
-            "onnxruntime FP32": lambda x: s32.run(None, {"images": x}),
-            "onnxruntime FP16": lambda x: s16.run(None, {"images": x})}
+            "onnxruntime FP32": lambda x: o32.infer(torch.from_numpy(x)),
+            "onnxruntime FP16": lambda x: o16.infer(torch.from_numpy(x))}
 
 
 def main() -> None:

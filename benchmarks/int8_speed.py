@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from common import machine_report  # noqa: E402
 from tests.export.conftest import randomize_batchnorm  # noqa: E402
@@ -26,7 +26,7 @@ from wrn_deploy.arch.normalize import Normalized  # noqa: E402
 from wrn_deploy.data.synthetic import make_synthetic  # noqa: E402
 from wrn_deploy.export.onnx_export import export_onnx  # noqa: E402
 from wrn_deploy.export.prepare import prepare_for_export  # noqa: E402
-from wrn_deploy.export.verify import ort_session  # noqa: E402
+from wrn_deploy.runners.ort_runner import OrtRunner  # noqa: E402
 from wrn_deploy.quant import qdq  # noqa: E402
 
 FORMS = {"INT8 tensorrt (rest fp32)": qdq.QuantSpec("tensorrt", "minmax", rest="fp32"),
@@ -46,7 +46,7 @@ def models(arch: str, folder: Path) -> dict:
     for name, spec in FORMS.items():
         ranges = folder / f"{spec.target}.ranges.json"
         if not ranges.exists():
-            qdq.calibrate(folder / "pre.onnx", images, "images", spec, ranges)
+            qdq.calibrate(folder / "pre.onnx", images.float() / 255, "images", spec, ranges)
         paths[name] = folder / f"{name.split()[1]}-{spec.rest}.onnx"
         qdq.quantize(folder / "pre.onnx", paths[name], spec, ranges)
     paths["S8S8 + output Q/DQ (diagnostic)"] = _s8s8_with_output_qdq(folder)
@@ -77,13 +77,13 @@ def main() -> None:
     args = ap.parse_args()
     print(machine_report())
     print(f"ONNX Runtime CPU, batch {args.batch}, {args.threads} threads; images/s and ratio to FP32")
-    x = np.random.rand(args.batch, 3, 32, 32).astype(np.float32)
+    x = torch.rand(args.batch, 3, 32, 32)
     for arch in args.archs.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             rows = {}
             for name, path in models(arch, Path(tmp)).items():
-                sess = ort_session(path, args.threads)
-                rows[name] = args.batch / time_call(lambda: sess.run(None, {"images": x}), args.budget)
+                with OrtRunner(path, threads=args.threads) as runner:
+                    rows[name] = args.batch / time_call(lambda: runner.infer(x), args.budget)
         print(f"\n{arch}")
         for name, ips in rows.items():
             print(f"  {name:28} {ips:9.1f} images/s  {ips / rows['FP32']:5.2f}x")

@@ -10,7 +10,7 @@ COMMANDS = sorted(cli.commands)
 
 def test_help_and_version():
     assert "Wide Residual Networks" in run_cli("--help").stdout
-    assert run_cli("--version").stdout.strip().endswith("0.1.0")
+    assert run_cli("--version").stdout.strip().endswith("0.2.0")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -33,7 +33,7 @@ def test_models_lists_the_zoo_with_paper_numbers():
 
 @pytest.mark.parametrize("args,fragment", [
     (["train", "--arch", "wrn-27-10"], "valid forms"),
-    (["train", "--dataset", "mnist"], "synthetic"),
+    (["train", "--data", "mnist"], "synthetic"),
     (["train", "--epochs", "0"], "epochs"),
     (["nonsense"], "No such command"),
 ])

@@ -1,18 +1,36 @@
-"""The artifact card: what a checkpoint, ONNX file or engine is, so later steps need nothing else.
+"""The artifact card: what a checkpoint, ONNX file or engine is, where it came from, and what input
+it expects, so any later step (or a Triton or C++ client) can run it from the artifact alone.
 
-A card is a plain JSON dict. It travels inside checkpoints (safetensors metadata), inside ONNX files
-(metadata_props) and beside engines, and is written next to each artifact for people to read.
+One typed ``Card`` and one reader/writer for every artifact kind:
+
+- checkpoint (``.safetensors``): the card is JSON in the safetensors metadata;
+- ONNX (``.onnx``): the card is JSON in ``metadata_props`` under ``wrn_deploy.card``;
+- plan (``.plan``/``.engine``): the card sits in the engine manifest beside it (``model.plan.json``).
+
+A readable JSON copy is written next to checkpoints. Every card has the same lineage: ``parent``
+(the artifact it was made from: kind, path, sha256), ``origin`` (the trained checkpoint at the root
+of the chain) and ``step`` (what made it: name, options, tool versions).
 """
 
+import json
 import platform
 import time
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
+from pathlib import Path
 
 from wrn_deploy import __version__
 from wrn_deploy.errors import UserError
 
-FORMAT = "wrn-deploy.card/1"
-REQUIRED = ("format", "arch", "num_classes", "classes", "input_size", "mean", "std", "precision")
+FORMAT = "wrn-deploy.card/2"
+ONNX_KEY = "wrn_deploy.card"
+KINDS = ("checkpoint", "onnx", "plan")
+COMPUTE = ("fp32", "fp16", "bf16", "int8")
+PLAN_SUFFIXES = (".plan", ".engine")
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def versions(*packages: str) -> dict:
@@ -26,24 +44,263 @@ def versions(*packages: str) -> dict:
     return out
 
 
-def make_card(arch: str, classes: list, input_size: int, mean, std, **extra) -> dict:
-    card = {"format": FORMAT, "arch": arch, "num_classes": len(classes), "classes": list(classes),
-            "input_size": int(input_size), "mean": [float(v) for v in mean],
-            "std": [float(v) for v in std], "precision": "fp32",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    card.update(extra)
-    return card
+@dataclass(frozen=True)
+class Precision:
+    """What an artifact computes in. INT8 models also say what their unquantized remainder runs in."""
+
+    compute: str                # fp32 | fp16 | bf16 | int8
+    rest: str | None = None     # int8 only: fp16 | fp32
+
+    def __post_init__(self):
+        if self.compute not in COMPUTE:
+            raise UserError(f"precision {self.compute!r}: choose one of {', '.join(COMPUTE)}")
+        if (self.compute == "int8") != (self.rest is not None) or self.rest not in (None, "fp16", "fp32"):
+            raise UserError(f"precision {self}: INT8 needs its remainder (fp16 or fp32), others none")
+
+    @classmethod
+    def parse(cls, text: str) -> "Precision":
+        """'fp32', 'fp16', 'bf16', 'int8+fp16' or 'int8+fp32' (the card's spelling)."""
+        compute, _, rest = str(text).partition("+")
+        return cls(compute, rest or None)
+
+    def __str__(self) -> str:
+        return f"{self.compute}+{self.rest}" if self.rest else self.compute
 
 
-def validate_card(card: dict, where: str) -> dict:
-    if not isinstance(card, dict):
-        raise UserError(f"{where}: the card is not a JSON object")
-    missing = [k for k in REQUIRED if k not in card]
-    if missing:
-        raise UserError(f"{where}: the card lacks {', '.join(missing)}")
-    if card["format"] != FORMAT:
-        raise UserError(f"{where}: card format {card['format']!r} is not {FORMAT!r}")
-    if len(card["classes"]) != card["num_classes"]:
-        raise UserError(f"{where}: the card names {len(card['classes'])} classes but says "
-                        f"num_classes={card['num_classes']}")
-    return card
+FP32, FP16 = Precision("fp32"), Precision("fp16")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the artifact's input takes. ``normalized_in_graph``: the graph computes (x - mean) / std
+    itself, so a client feeds RGB values in [0, 1] and must not normalise again."""
+
+    name: str = "images"
+    layout: str = "NCHW"
+    color: str = "RGB"
+    dtype: str = "float32"
+    value_range: tuple = (0.0, 1.0)
+    normalized_in_graph: bool = True
+    batch: int | None = None    # a fixed batch size, or None for a dynamic batch
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A pointer to another artifact: its kind, where it was, and the sha256 of its bytes."""
+
+    kind: str
+    path: str
+    sha256: str
+
+    @classmethod
+    def to(cls, kind: str, path) -> "Ref":
+        from wrn_deploy.fileio import sha256_file
+
+        return cls(kind, str(Path(path).resolve()), sha256_file(path))
+
+
+@dataclass(frozen=True)
+class Step:
+    """What made an artifact: the step's name, its options and the tool versions."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    at: str = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class Card:
+    kind: str
+    arch: str
+    classes: tuple
+    input_size: int
+    mean: tuple
+    std: tuple
+    precision: Precision
+    input: InputSpec
+    step: Step
+    parent: Ref | None = None
+    origin: Ref | None = None        # the trained checkpoint at the root of the lineage
+    dropout: float = 0.0
+    dataset: dict = field(default_factory=dict)       # the data's identity (data.load_dataset)
+    training: dict = field(default_factory=dict)      # checkpoints: recipe, epoch, metrics
+    quantization: dict = field(default_factory=dict)  # INT8 models: calibration and layers
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def derive(self, kind: str, parent_path, step: Step, **changes) -> "Card":
+        """The card of an artifact made from this one (at ``parent_path``) by ``step``."""
+        parent = Ref.to(self.kind, parent_path)
+        origin = self.origin or (parent if self.kind == "checkpoint" else None)
+        return replace(self, kind=kind, parent=parent, origin=origin, step=step, **changes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d = {"format": FORMAT, **d, "precision": str(self.precision), "num_classes": self.num_classes}
+        d["input"]["value_range"] = list(self.input.value_range)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> "Card":
+        """Validate a card read from ``where``; any defect is one UserError naming it."""
+        if not isinstance(d, dict):
+            raise UserError(f"{where}: the card is not a JSON object")
+        if d.get("format") != FORMAT:
+            raise UserError(f"{where}: card format {d.get('format')!r} is not {FORMAT!r} (made by another "
+                            "wrn-deploy version? re-run the step that made it)")
+        try:
+            card = cls(kind=d["kind"], arch=d["arch"], classes=tuple(d["classes"]),
+                       input_size=int(d["input_size"]), mean=tuple(map(float, d["mean"])),
+                       std=tuple(map(float, d["std"])), precision=Precision.parse(d["precision"]),
+                       input=InputSpec(**dict(d["input"], value_range=tuple(d["input"]["value_range"]))),
+                       step=Step(**d["step"]), parent=_ref(d.get("parent")), origin=_ref(d.get("origin")),
+                       dropout=float(d.get("dropout", 0.0)), dataset=dict(d.get("dataset") or {}),
+                       training=dict(d.get("training") or {}), quantization=dict(d.get("quantization") or {}))
+        except UserError as e:
+            raise UserError(f"{where}: {e.format_message()}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{where}: the card is malformed ({type(e).__name__}: {e})") from None
+        _check(card, d, where)
+        return card
+
+
+def _ref(d) -> Ref | None:
+    return None if d is None else Ref(**d)
+
+
+def _check(card: Card, d: dict, where: str) -> None:
+    problems = []
+    if card.kind not in KINDS:
+        problems.append(f"kind {card.kind!r} is not one of {', '.join(KINDS)}")
+    if not card.classes or not all(isinstance(c, str) for c in card.classes):
+        problems.append("classes must be a non-empty list of names")
+    if "num_classes" in d and d["num_classes"] != len(card.classes):
+        problems.append(f"it names {len(card.classes)} classes but says num_classes={d['num_classes']}")
+    if card.input_size < 1:
+        problems.append(f"input_size {card.input_size} is not positive")
+    if len(card.mean) != 3 or len(card.std) != 3 or min(card.std) <= 0:
+        problems.append("mean and std must be three numbers each, std positive")
+    if not 0 <= card.dropout < 1:
+        problems.append(f"dropout {card.dropout} is outside [0, 1)")
+    if problems:
+        raise UserError(f"{where}: the card is invalid: {'; '.join(problems)}")
+
+
+def new_card(arch: str, classes, input_size: int, mean, std, step: Step, **extra) -> Card:
+    """The card of a freshly trained checkpoint: FP32, the input not normalised by the bare network
+    (wrn-deploy's runners wrap it with the mean/std; exported graphs carry them inside)."""
+    return Card(kind="checkpoint", arch=arch, classes=tuple(classes), input_size=int(input_size),
+                mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std), precision=FP32,
+                input=InputSpec(normalized_in_graph=False), step=step, **extra)
+
+
+# -- reading and writing, one function per direction for every artifact kind ------------------------
+def artifact_kind(path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".safetensors":
+        return "checkpoint"
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in PLAN_SUFFIXES:
+        return "plan"
+    raise UserError(f"{path}: unknown artifact type {suffix or '(no suffix)'}; expected .safetensors, "
+                    ".onnx or .plan")
+
+
+def read_card(path) -> Card:
+    """The card of any artifact, read without loading its weights or engine."""
+    path = Path(path)
+    kind = artifact_kind(path)
+    if not path.is_file():
+        raise UserError(f"{kind} {path} does not exist")
+    raw = {"checkpoint": _raw_from_safetensors, "onnx": _raw_from_onnx, "plan": _raw_from_manifest}[kind](path)
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        raise UserError(f"{path}: the card is not valid JSON") from None
+    return Card.from_dict(data, str(path))
+
+
+def _raw_from_safetensors(path: Path) -> str:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"checkpoint {path} is corrupt or not a safetensors file ({e})") from None
+    if "card" not in meta:
+        raise UserError(f"checkpoint {path} has no wrn-deploy card in its metadata")
+    return meta["card"]
+
+
+def _raw_from_onnx(path: Path) -> str:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises several types for a damaged file
+        raise UserError(f"{path} is not a readable ONNX file ({type(e).__name__})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if ONNX_KEY not in props:
+        raise UserError(f"{path} has no wrn-deploy card in its metadata (was it made by wrn-deploy?)")
+    return props[ONNX_KEY]
+
+
+def manifest_path(plan) -> Path:
+    """Where a plan's manifest (its card, hashes and build facts) lives."""
+    return Path(str(plan) + ".json")
+
+
+def _raw_from_manifest(path: Path) -> str:
+    man = manifest_path(path)
+    if not man.is_file():
+        raise UserError(f"{path} has no manifest ({man.name}), so its card is unknown")
+    try:
+        data = json.loads(man.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{man} is not valid JSON") from None
+    if not isinstance(data, dict) or "card" not in data:
+        raise UserError(f"{man} is not a wrn-deploy engine manifest (no card)")
+    return json.dumps(data["card"])
+
+
+def safetensors_metadata(card: Card) -> dict:
+    return {"card": card.to_json()}
+
+
+def card_from_safetensors_metadata(meta: dict, where: str) -> Card:
+    if "card" not in meta:
+        raise UserError(f"checkpoint {where} has no wrn-deploy card in its metadata")
+    try:
+        return Card.from_dict(json.loads(meta["card"]), where)
+    except json.JSONDecodeError:
+        raise UserError(f"checkpoint {where} has an unreadable card") from None
+
+
+def write_into_onnx(path, card: Card) -> None:
+    """Store the card (and a few flat keys that model viewers show) in an ONNX file's metadata."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {ONNX_KEY: card.to_json(), "arch": card.arch, "precision": str(card.precision),
+             "input": f"{card.input.name} {card.input.layout} {card.input.color} {card.input.dtype} in [0, 1]"
+                      + (", normalised inside the graph" if card.input.normalized_in_graph else "")}
+    del model.metadata_props[:]
+    for k, v in props.items():
+        model.metadata_props.add(key=k, value=str(v))
+    model.producer_name = "wrn-deploy"
+    onnx.save(model, str(path))
+
+
+def write_json_copy(path, card: Card) -> None:
+    """The readable JSON card beside an artifact (``model.safetensors`` -> ``model.json``)."""
+    from wrn_deploy.fileio import write_json
+
+    write_json(Path(path).with_suffix(".json"), card.to_dict())

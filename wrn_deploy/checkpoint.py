@@ -5,9 +5,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wrn_deploy.card import validate_card
+from wrn_deploy.card import Card, card_from_safetensors_metadata, safetensors_metadata, write_json_copy
 from wrn_deploy.errors import UserError
-from wrn_deploy.fileio import atomic_output, write_json
+from wrn_deploy.fileio import atomic_output
 
 MODEL, TRAIN = "model.", "train."
 
@@ -15,22 +15,22 @@ MODEL, TRAIN = "model.", "train."
 @dataclass
 class Checkpoint:
     state: dict
-    card: dict
+    card: Card
     train_tensors: dict = field(default_factory=dict)
     train_meta: dict = field(default_factory=dict)
 
 
-def save_checkpoint(path, state: dict, card: dict, train_tensors: dict | None = None,
+def save_checkpoint(path, state: dict, card: Card, train_tensors: dict | None = None,
                     train_meta: dict | None = None) -> None:
     from safetensors.torch import save_file
 
     tensors = {MODEL + k: v.detach().cpu().contiguous() for k, v in state.items()}
     for k, v in (train_tensors or {}).items():
         tensors[TRAIN + k] = v.detach().cpu().contiguous()
-    meta = {"card": json.dumps(card), "train": json.dumps(train_meta or {})}
+    meta = {**safetensors_metadata(card), "train": json.dumps(train_meta or {})}
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-    write_json(Path(path).with_suffix(".json"), card)
+    write_json_copy(path, card)
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -45,14 +45,11 @@ def load_checkpoint(path) -> Checkpoint:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise UserError(f"checkpoint {path} is corrupt or not a safetensors file ({e})") from None
-    if "card" not in meta:
-        raise UserError(f"checkpoint {path} has no wrn-deploy card in its metadata")
+    card = card_from_safetensors_metadata(meta, str(path))
     try:
-        card = json.loads(meta["card"])
         train_meta = json.loads(meta.get("train", "{}"))
     except json.JSONDecodeError:
-        raise UserError(f"checkpoint {path} has an unreadable card") from None
-    validate_card(card, str(path))
+        raise UserError(f"checkpoint {path} has unreadable training metadata") from None
     state = {k[len(MODEL):]: v for k, v in tensors.items() if k.startswith(MODEL)}
     train = {k[len(TRAIN):]: v for k, v in tensors.items() if k.startswith(TRAIN)}
     return Checkpoint(state, card, train, train_meta)
@@ -64,11 +61,11 @@ def model_from_checkpoint(path, device="cpu") -> tuple:
 
     ckpt = load_checkpoint(path)
     card = ckpt.card
-    model = create_model(card["arch"], num_classes=card["num_classes"], dropout=card.get("dropout", 0.0))
+    model = create_model(card.arch, num_classes=card.num_classes, dropout=card.dropout)
     try:
         model.load_state_dict(ckpt.state, strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0] if str(e) else "mismatch"
-        raise UserError(f"checkpoint {path}: the weights do not match the card's {card['arch']} "
-                        f"with {card['num_classes']} classes ({first})") from None
+        raise UserError(f"checkpoint {path}: the weights do not match the card's {card.arch} "
+                        f"with {card.num_classes} classes ({first})") from None
     return model.to(device).eval(), card

@@ -1,4 +1,5 @@
-"""The model zoo: one TOML recipe per paper configuration, kept in the repository's ``models/``."""
+"""The model zoo: one TOML recipe per paper configuration, kept in the repository's ``models/``
+(installed inside the package as ``wrn_deploy.models``)."""
 
 try:
     import tomllib
@@ -8,11 +9,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from wrn_deploy.data.table import NAMES, TABLE
 from wrn_deploy.errors import UserError
-
-# Which recipe family a dataset borrows from when no recipe names it exactly.
-_FAMILY = {"cifar10": "cifar10", "cifar100": "cifar10", "svhn": "svhn", "synthetic": "synthetic",
-           "imagenet": "imagenet", "imagefolder": "cifar10"}
 
 
 @dataclass(frozen=True)
@@ -47,11 +45,9 @@ class ZooEntry:
 
 
 def _models_dir() -> Path:
-    # A checkout (or editable install) reads models/ beside the package; a wheel ships it inside.
-    here = Path(__file__).resolve().parent.parent / "models"
-    if here.is_dir():
-        return here
-    return Path(str(resources.files("wrn_deploy") / "models"))
+    # pyproject maps the repository's models/ to the package wrn_deploy.models, so a wheel carries
+    # the recipes; an editable install or a checkout finds them in the same place.
+    return Path(str(resources.files("wrn_deploy.models")))
 
 
 def _load(path: Path) -> ZooEntry:
@@ -74,9 +70,9 @@ def find_recipe(arch: str, dataset: str) -> ZooEntry:
     for e in zoo:
         if e.arch == arch and e.dataset == dataset:
             return e
-    family = _FAMILY.get(dataset)
-    if family is None:
-        raise UserError(f"unknown dataset {dataset!r}; valid: {', '.join(sorted(_FAMILY))}")
+    if dataset not in TABLE:
+        raise UserError(f"unknown dataset {dataset!r}; valid: {', '.join(NAMES)}")
+    family = TABLE[dataset].recipe_family
     candidates = [e for e in zoo if e.dataset == family]
     if not candidates:
         raise UserError(f"no recipe in {_models_dir()} for dataset family {family!r}")

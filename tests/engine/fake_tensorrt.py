@@ -244,6 +244,12 @@ class ICudaEngine:
     def get_tensor_profile_shape(self, name, profile_index):
         return [list(s) for s in self.header["profile"][name]]
 
+    def get_tensor_shape(self, name):  # the engine's view: -1 where the profile leaves a dimension open
+        if name in self.header["profile"]:
+            lo, _, hi = self.header["profile"][name]
+            return tuple(a if a == b else -1 for a, b in zip(lo, hi))
+        return tuple(next(s for n, _, s in self.header["outputs"] if n == name))
+
     def create_execution_context(self):
         return IExecutionContext(self)
 

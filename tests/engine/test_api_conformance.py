@@ -19,7 +19,7 @@ from wrn_deploy.engine.trt_api import USED
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path.home() / ".cache" / "wrn-deploy" / "trt-bindings"
 WHEELS = {"10.x": "tensorrt-cu12-bindings<11", "11.x": "tensorrt-cu13-bindings>=11,<12"}
-TRT_FILES = ["wrn_deploy/engine/build.py", "wrn_deploy/engine/trt_api.py", "wrn_deploy/runners/trt_runner.py"]
+TRT_FILES = ["wrn_deploy/engine/onnx_to_plan.py", "wrn_deploy/engine/trt_api.py", "wrn_deploy/runners/trt_runner.py"]
 
 
 def _names(requirement: str, folder: Path) -> set:

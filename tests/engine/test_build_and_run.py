@@ -9,9 +9,9 @@ import torch
 
 from tests.conftest import run_cli
 from wrn_deploy.engine import manifest as M
-from wrn_deploy.engine.build import BuildOptions, build_engine
+from wrn_deploy.engine.onnx_to_plan import BuildOptions, build_engine
 from wrn_deploy.errors import UserError
-from wrn_deploy.export.verify import ort_session
+from wrn_deploy.runners.ort_runner import OrtRunner
 from wrn_deploy.runners.trt_runner import TrtRunner
 
 
@@ -52,7 +52,8 @@ def test_compatibility_options_reach_the_builder(fake_trt, onnx_model, tmp_path)
 
 def test_runner_matches_onnxruntime_for_any_batch(plan, onnx_model):
     images = torch.rand(40, 3, 32, 32)
-    expected = ort_session(onnx_model).run(None, {"images": images.numpy()})[0]
+    with OrtRunner(onnx_model) as ort:
+        expected = ort.infer(images)
     with TrtRunner(plan, device="cpu") as runner:
         assert runner.batch_range() == (1, 16)
         for n in (1, 7, 16):

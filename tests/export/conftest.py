@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from wrn_deploy.arch import create_model
-from wrn_deploy.card import make_card, versions
+from wrn_deploy.card import Step, new_card, versions
 from wrn_deploy.checkpoint import save_checkpoint
 from wrn_deploy.data.synthetic import CLASSES
 
@@ -24,8 +24,8 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
 def make_checkpoint(path, arch="wrn-10-2", dropout=0.3, seed=0):
     torch.manual_seed(seed)
     model = randomize_batchnorm(create_model(arch, 10, dropout=dropout), seed)
-    card = make_card(arch, CLASSES, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), dropout=dropout,
-                     versions=versions())
+    card = new_card(arch, CLASSES, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), Step("test", {}, versions()),
+                    dropout=dropout, dataset={"name": "synthetic"})
     save_checkpoint(path, model.state_dict(), card)
     return path
 

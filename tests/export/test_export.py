@@ -8,10 +8,10 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.export.conftest import make_checkpoint, resave
+from wrn_deploy.card import read_card
 from wrn_deploy.errors import UserError
-from wrn_deploy.export.onnx_export import read_card
-from wrn_deploy.export.pipeline import ExportOptions, export_checkpoint
-from wrn_deploy.export.verify import ort_session
+from wrn_deploy.export.checkpoint_to_onnx import ExportOptions, export_checkpoint
+from wrn_deploy.runners.ort_runner import OrtRunner
 
 FAST = ["--verify-images", "64"]
 
@@ -36,14 +36,16 @@ def test_fp32_graph_is_clean_and_self_contained(fp32):
     onnx.checker.check_model(model, full_check=True)
 
 
-def test_metadata_carries_the_card(fp32, checkpoint):
+def test_metadata_carries_the_card_with_its_lineage(fp32, checkpoint):
     card = read_card(fp32)
-    assert card["arch"] == "wrn-10-2" and card["precision"] == "fp32" and len(card["classes"]) == 10
-    assert card["mean"] == [0.5, 0.5, 0.5] and card["onnx"]["input"] == "images"
+    assert card.kind == "onnx" and card.arch == "wrn-10-2" and str(card.precision) == "fp32"
+    assert card.num_classes == 10 and card.mean == (0.5, 0.5, 0.5)
+    assert card.input.name == "images" and card.input.normalized_in_graph and card.input.batch is None
     from wrn_deploy.fileio import sha256_file
 
-    assert card["source_checkpoint_sha256"] == sha256_file(checkpoint)
-    assert "onnxruntime" in card["versions"]
+    assert card.parent.kind == "checkpoint" and card.parent.sha256 == sha256_file(checkpoint)
+    assert card.origin == card.parent  # the checkpoint is the root of the lineage
+    assert card.step.name == "export" and "onnxruntime" in card.step.versions and card.step.options["opset"] == 18
 
 
 def test_report_has_folding_graph_and_verification(fp32):
@@ -56,10 +58,11 @@ def test_report_has_folding_graph_and_verification(fp32):
 
 
 def test_dynamic_batch_runs_any_size(fp32):
-    sess = ort_session(fp32)
-    for n in (1, 5, 33):
-        out = sess.run(None, {"images": np.random.rand(n, 3, 32, 32).astype(np.float32)})[0]
-        assert out.shape == (n, 10)
+    import torch
+
+    with OrtRunner(fp32) as runner:
+        for n in (1, 5, 33):
+            assert runner.infer(torch.rand(n, 3, 32, 32)).shape == (n, 10)
 
 
 def test_fp16_has_fp16_compute_and_fp32_edges(checkpoint, tmp_path):
@@ -74,7 +77,7 @@ def test_fp16_has_fp16_compute_and_fp32_edges(checkpoint, tmp_path):
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     rep = json.loads(out.with_suffix(".report.json").read_text())
-    assert rep["verification"]["top1_agreement_vs_torch_fp16"] >= 99 and read_card(out)["precision"] == "fp16"
+    assert rep["verification"]["top1_agreement_vs_torch_fp16"] >= 99 and str(read_card(out).precision) == "fp16"
 
 
 def test_fp16_io_and_fixed_batch(checkpoint, tmp_path):
@@ -88,8 +91,11 @@ def test_fp16_io_and_fixed_batch(checkpoint, tmp_path):
 def test_failed_verification_names_the_numbers_and_leaves_nothing(checkpoint, tmp_path, monkeypatch):
     import wrn_deploy.export.verify as verify
 
-    real = verify.run_ort
-    monkeypatch.setattr(verify, "run_ort", lambda s, x, batch=64: real(s, x, batch) + 0.5)
+    class Off(OrtRunner):  # an ONNX Runtime whose logits are all 0.5 too high
+        def _infer(self, images):
+            return super()._infer(images) + 0.5
+
+    monkeypatch.setattr(verify, "OrtRunner", Off)
     out = tmp_path / "bad.onnx"
     with pytest.raises(UserError, match="verification failed.*max_rel_diff"):
         export_checkpoint(checkpoint, out, ExportOptions(verify_images=16))
@@ -142,5 +148,5 @@ def test_fixed_batch_model_runs_any_number_of_images(fp32, checkpoint, tmp_path)
     run_cli("export", checkpoint, "-o", fixed, "--batch", "4", "--no-verify")
     images = torch.rand(10, 3, 32, 32)
     with OrtRunner(fixed) as a, OrtRunner(fp32) as b:
-        assert a.fixed_batch == 4 and b.fixed_batch is None
+        assert a.batch_range() == (4, 4) and b.batch_range() == (1, None)
         np.testing.assert_allclose(a.infer(images), b.infer(images), rtol=1e-5, atol=1e-5)

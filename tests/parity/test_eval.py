@@ -12,11 +12,11 @@ from tests.conftest import run_cli
 def cifar_models(cifar_dir, tmp_path_factory):
     """A WRN-10-1 trained for one epoch on 1,800 shared JPEG training images, exported three ways."""
     root = tmp_path_factory.mktemp("cifar-models")
-    run_cli("train", "--arch", "wrn-10-1", "--dataset", "cifar10", "--data-dir", cifar_dir, "--epochs", "1",
+    run_cli("train", "--arch", "wrn-10-1", "--data", "cifar10", "--data-dir", cifar_dir, "--epochs", "1",
             "--val-size", "200", "--out", root / "run", "--no-progress")
     ckpt = root / "run" / "best.safetensors"
-    run_cli("export", ckpt, "-o", root / "m.onnx", "--verify-data", "cifar10", "--data-dir", cifar_dir)
-    run_cli("export", ckpt, "-o", root / "m.fp16.onnx", "--fp16", "--verify-data", "cifar10", "--data-dir", cifar_dir)
+    run_cli("export", ckpt, "-o", root / "m.onnx", "--data", "cifar10", "--data-dir", cifar_dir)
+    run_cli("export", ckpt, "-o", root / "m.fp16.onnx", "--fp16", "--data", "cifar10", "--data-dir", cifar_dir)
     run_cli("quantize", root / "m.onnx", "-o", root / "m.int8.onnx", "--data-dir", cifar_dir, "--calib-size", "100",
             "--calib-dir", root / "calib", "--no-progress")
     return root
@@ -39,7 +39,7 @@ def test_fp32_onnx_passes_with_a_full_report(cifar_models, cifar_dir):
 
 
 def test_fp16_and_int8_reports_apply_their_gates(cifar_models, cifar_dir):
-    for name, gate in (("m.fp16.onnx", "|top-1 difference|"), ("m.int8.onnx", "top-1 drop")):
+    for name, gate in (("m.fp16.onnx", "top-1 agreement >= 99%"), ("m.int8.onnx", "top-1 drop")):
         proc = _eval("--onnx", cifar_models / name, "--data-dir", cifar_dir)
         rep = json.loads((cifar_models / f"{name}.eval.json").read_text())
         assert rep["gates"][0]["gate"].startswith(gate)
@@ -75,8 +75,10 @@ def test_a_broken_candidate_fails_the_gate_with_exit_1(cifar_models, cifar_dir, 
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["--onnx", "x.onnx", "--checkpoint", "y"], "exactly one"),
+    ([], "give a candidate"),
+    (["--onnx", "x.onnx", "--checkpoint", "y.safetensors", "--report", "r"], "--report names one"),
     (["--checkpoint", "nope.safetensors"], "does not exist"),
+    (["--onnx", "x.txt"], "unknown artifact type"),
 ])
 def test_bad_eval_input(args, fragment, tmp_path):
     proc = _eval(*args)
@@ -96,3 +98,15 @@ def test_dataset_with_other_class_count_is_refused(cifar_models, tmp_path):
                 Image.new("RGB", (32, 32)).save(folder / split / c / f"{i}.png")
     proc = _eval("--onnx", cifar_models / "m.onnx", "--data", "imagefolder", "--data-dir", folder)
     assert proc.returncode == 2 and "3 classes" in proc.stderr
+
+
+def test_several_candidates_share_one_reference_run(cifar_models, cifar_dir):
+    names = ("m.onnx", "m.fp16.onnx", "m.int8.onnx")
+    args = [a for n in names for a in ("--onnx", cifar_models / n)]
+    proc = _eval(*args, "--data-dir", cifar_dir, "--limit", "200")
+    reps = [json.loads((cifar_models / f"{n}.eval.json").read_text()) for n in names]
+    assert proc.returncode == (0 if all(r["passed"] for r in reps) else 1)
+    assert proc.stdout.count("vs PyTorch FP32") == 3
+    assert [r["candidate"]["precision"] for r in reps] == ["fp32", "fp16", "int8+fp16"]
+    # One reference run: every report carries the very same reference figures.
+    assert len({(r["stats"]["ref_top1"], r["stats"]["ref_top5"], r["reference"]["seconds"]) for r in reps}) == 1

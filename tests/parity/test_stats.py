@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from wrn_deploy.parity.gates import Gates, check
+from wrn_deploy.limits import Gates
 from wrn_deploy.parity.stats import bootstrap_diff_ci, mcnemar_exact, paired
 
 
@@ -36,9 +36,13 @@ def test_gates_per_precision():
     labels = np.arange(1000) % 10
     ref = np.eye(10)[labels]
     cand = ref.copy()
-    cand[:2] = np.eye(10)[(labels[:2] + 1) % 10]   # two images flip to wrong: -0.2 points
+    cand[:2] = np.eye(10)[(labels[:2] + 1) % 10]   # two images flip to wrong: -0.2 points, 99.8% agree
     p = paired(ref, cand, labels, resamples=100)
+    def check(p, compute, gates):
+        return gates.check(p.agreement, p.diff, compute)
+
     assert not check(p, "fp32", Gates())[0][2]     # agreement 99.8% < 99.9%
-    assert not check(p, "fp16", Gates())[0][2]     # |diff| 0.2 > 0.1
+    assert check(p, "fp16", Gates())[0][2]         # agreement 99.8% >= 99%
+    assert not check(p, "fp16", Gates(fp16_min_agreement=99.9))[0][2]
     assert check(p, "int8", Gates())[0][2]         # drop 0.2 <= 0.5
     assert check(p, "fp32", Gates(fp32_min_agreement=99.8))[0][2]

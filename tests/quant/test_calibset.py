@@ -1,11 +1,15 @@
 import json
+from dataclasses import replace
 
 import pytest
 
+from wrn_deploy.card import Step, new_card
+from wrn_deploy.data.synthetic import CLASSES
 from wrn_deploy.errors import UserError
 from wrn_deploy.quant import calibset
 
-CARD = {"input_size": 32, "num_classes": 10, "dataset": {"name": "synthetic", "val_size": 1000, "split_seed": 0}}
+CARD = new_card("wrn-10-1", CLASSES, 32, (0.5,) * 3, (0.25,) * 3, Step("test"),
+                dataset={"name": "synthetic", "val_size": 1000, "split_seed": 0})
 
 
 def test_calibration_comes_from_held_out_training_images_and_guard_gets_the_rest():
@@ -26,8 +30,8 @@ def test_calibration_from_the_training_part():
 @pytest.mark.parametrize("card,size,fragment", [
     (CARD, 4, "too small"),
     (CARD, 1000, "leaves no"),
-    (dict(CARD, input_size=64), 64, "the model takes 3x64x64"),
-    (dict(CARD, num_classes=100), 64, "100"),
+    (replace(CARD, input_size=64), 64, "the model takes 3x64x64"),
+    (replace(CARD, classes=tuple(map(str, range(100)))), 64, "100"),
 ])
 def test_bad_calibration_requests(card, size, fragment):
     with pytest.raises(UserError, match=fragment):

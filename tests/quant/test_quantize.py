@@ -10,7 +10,7 @@ import pytest
 from onnx import numpy_helper
 
 from tests.conftest import run_cli
-from wrn_deploy.export.onnx_export import read_card
+from wrn_deploy.card import read_card
 
 
 def _qdq_facts(path) -> dict:
@@ -61,8 +61,9 @@ def test_tensorrt_form(tensorrt_int8):
 def test_card_manifest_and_cache(tensorrt_int8, trained_onnx):
     out, root, stdout = tensorrt_int8
     card = read_card(out)
-    assert card["precision"] == "int8" and card["quantization"]["target"] == "tensorrt"
-    ids = card["quantization"]["calibration_ids"]
+    assert str(card.precision) == "int8+fp16" and card.quantization["target"] == "tensorrt"
+    assert card.parent.kind == "onnx" and card.origin.kind == "checkpoint" and card.step.name == "quantize"
+    ids = card.quantization["calibration_ids"]
     assert len(ids) == 128 and all(i.startswith("synthetic/train/") for i in ids)
     (folder,) = (root / "calib").iterdir()
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -100,7 +101,7 @@ def test_guard_leaves_the_most_sensitive_layers_in_float(trained_onnx, tmp_path)
     kept = g["steps"][-1]["excluded"]
     assert [r[0] for r in g["ranking"][:len(kept)]] == kept
     assert all(rep["layers"][k] == "float" for k in kept) and "kept float" in proc.stdout
-    assert read_card(out)["quantization"]["excluded_layers"] == kept
+    assert read_card(out).quantization["excluded_layers"] == kept
     kept_q = sum(1 for v in rep["layers"].values() if v == "int8")
     assert _qdq_facts(out)["dq feeds Conv"] + _qdq_facts(out)["dq feeds Gemm"] == 2 * kept_q
 

@@ -29,8 +29,10 @@ def test_default_synthetic_recipe_reaches_90_percent(tmp_path):
     card = json.loads((out / "best.json").read_text())
     assert card["arch"] == "wrn-16-1" and card["num_classes"] == 10 and card["input_size"] == 32
     assert card["dataset"]["name"] == "synthetic" and len(card["mean"]) == 3
-    assert card["metrics"]["test_acc"] == summary["test_acc"]
-    assert card["recipe"]["recipe_name"] == "wrn-16-1-synthetic" and "torch" in card["versions"]
+    assert card["training"]["metrics"]["test_acc"] == summary["test_acc"]
+    assert card["kind"] == "checkpoint" and card["precision"] == "fp32" and card["parent"] is None
+    assert card["input"]["normalized_in_graph"] is False  # the bare network expects normalised input
+    assert card["step"]["options"]["recipe_name"] == "wrn-16-1-synthetic" and "torch" in card["step"]["versions"]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(len(rows)))
     model, _ = model_from_checkpoint(out / "best.safetensors")
@@ -44,14 +46,14 @@ def _train(out, *extra, **kw):
 
 
 def test_resume_after_sigkill_mid_epoch_gives_identical_weights(tmp_path):
+    # No wall-clock limits: a busy machine makes every step slower, never wrong.
     ref = _train(tmp_path / "ref")
-    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    assert ref.wait() == 0, ref.stderr.read()
 
     victim = _train(tmp_path / "cut")
     metrics = tmp_path / "cut" / "metrics.jsonl"
-    deadline = time.time() + 300
     while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
-        assert victim.poll() is None and time.time() < deadline
+        assert victim.poll() is None, victim.stderr.read()
         time.sleep(0.05)
     time.sleep(1.0)  # well inside epoch 2 of 3
     assert victim.poll() is None, "the run finished before it could be killed"
@@ -60,7 +62,7 @@ def test_resume_after_sigkill_mid_epoch_gives_identical_weights(tmp_path):
     assert load_checkpoint(tmp_path / "cut" / "last.safetensors").train_meta["epoch"] < 2
 
     resumed = _train(tmp_path / "cut", "--resume")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert resumed.wait() == 0, resumed.stderr.read()
     a = load_file(tmp_path / "ref" / "last.safetensors")
     b = load_file(tmp_path / "cut" / "last.safetensors")
     assert a.keys() == b.keys()
@@ -91,7 +93,7 @@ def test_resume_with_other_class_count_is_refused(tmp_path):
 
                 Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(folder / split / c / f"{i}.png")
     before = (out / "last.safetensors").read_bytes()
-    proc = run_cli("train", "--out", out, "--arch", "wrn-10-1", "--dataset", "imagefolder",
+    proc = run_cli("train", "--out", out, "--arch", "wrn-10-1", "--data", "imagefolder",
                    "--data-dir", folder, "--val-size", "3", "--resume", "--no-progress", check=False)
     assert proc.returncode == 2 and "10 classes" in proc.stderr and "has 3" in proc.stderr
     assert (out / "last.safetensors").read_bytes() == before
@@ -106,7 +108,7 @@ def test_unwritable_output_folder(tmp_path):
 
 def test_real_cifar_images_train_and_report_test_accuracy(cifar_dir, tmp_path):
     out = tmp_path / "cifar"
-    proc = run_cli("train", "--out", out, "--arch", "wrn-10-1", "--dataset", "cifar10", "--data-dir",
+    proc = run_cli("train", "--out", out, "--arch", "wrn-10-1", "--data", "cifar10", "--data-dir",
                    cifar_dir, "--epochs", "1", "--val-size", "200", "--no-progress")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset_identity"]["test"] == 1000
@@ -117,4 +119,4 @@ def test_real_cifar_images_train_and_report_test_accuracy(cifar_dir, tmp_path):
 def test_gpu_amp_channels_last_run(tmp_path):
     out = tmp_path / "gpu"
     run_cli("train", "--out", out, *QUICK, "--epochs", "1", "--device", "cuda")
-    assert json.loads((out / "best.json").read_text())["epoch"] == 0
+    assert json.loads((out / "best.json").read_text())["training"]["epoch"] == 0

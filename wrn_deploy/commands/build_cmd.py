@@ -26,7 +26,7 @@ def build(model, output, min_batch, opt_batch, max_batch, workspace, timing_cach
     same command works on TensorRT 10.x and 11.x. Writes OUTPUT, OUTPUT.json (the manifest: TensorRT
     version, GPU, build options, hashes, card) and, with --sign, OUTPUT.sig.
     """
-    from wrn_deploy.engine.build import BuildOptions, build_engine
+    from wrn_deploy.engine.onnx_to_plan import BuildOptions, build_engine
 
     opts = BuildOptions(min_batch, opt_batch, max_batch, workspace, timing_cache, version_compatible, hw_compat,
                         opt_level)

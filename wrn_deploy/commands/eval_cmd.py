@@ -1,60 +1,67 @@
-"""``wrn-deploy eval``: a candidate against the PyTorch FP32 reference, with paired statistics and gates."""
+"""``wrn-deploy eval``: candidates against the PyTorch FP32 reference, with paired statistics and gates."""
 
 import click
 
-from wrn_deploy.constants import DATASETS
+from wrn_deploy import limits
+from wrn_deploy.commands.options import data_options, progress_option
 
 
 @click.command(name="eval")
-@click.option("--engine", type=click.Path(dir_okay=False), help="Candidate: a TensorRT .plan.")
-@click.option("--onnx", type=click.Path(dir_okay=False), help="Candidate: an ONNX file (ONNX Runtime).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Candidate: a checkpoint (PyTorch).")
+@click.option("--engine", multiple=True, type=click.Path(dir_okay=False), help="Candidate: a TensorRT .plan.")
+@click.option("--onnx", multiple=True, type=click.Path(dir_okay=False), help="Candidate: an ONNX file (ONNX Runtime).")
+@click.option("--checkpoint", multiple=True, type=click.Path(dir_okay=False), help="Candidate: a checkpoint (PyTorch).")
 @click.option("--reference", type=click.Path(dir_okay=False),
-              help="PyTorch FP32 checkpoint to compare with [default: the candidate card's source].")
-@click.option("--data", type=click.Choice(DATASETS), help="Dataset [default: the model's].")
-@click.option("--data-dir", type=click.Path(file_okay=False))
-@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
+              help="PyTorch FP32 checkpoint to compare with [default: the candidates' source checkpoint].")
+@data_options()
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="val: the part of the training split that the training run held out.")
 @click.option("--limit", type=click.IntRange(1), help="Score only the first N images.")
-@click.option("--batch", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=limits.BATCH, show_default=True)
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True,
               help="ONNX Runtime execution provider for --onnx.")
-@click.option("--device", default="cpu", show_default=True, help="Device for --checkpoint.")
-@click.option("--min-agreement", type=float, default=99.9, show_default=True, help="FP32 gate, %.")
-@click.option("--max-fp16-diff", type=float, default=0.1, show_default=True, help="FP16 gate, points.")
-@click.option("--max-int8-drop", type=float, default=0.5, show_default=True, help="INT8 gate, points.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Device for --checkpoint.")
+@click.option("--min-agreement", type=float, default=limits.FP32_MIN_AGREEMENT, show_default=True, help="FP32 gate, %.")
+@click.option("--min-fp16-agreement", type=float, default=limits.FP16_MIN_AGREEMENT, show_default=True,
+              help="FP16 gate, %.")
+@click.option("--max-int8-drop", type=float, default=limits.INT8_MAX_DROP, show_default=True, help="INT8 gate, points.")
 @click.option("--allow-calibration-overlap", is_flag=True, help="Score an INT8 model on its calibration images.")
 @click.option("--verify-key", type=click.Path(dir_okay=False), help="Ed25519 public key the plan must verify with.")
 @click.option("--allow-host-code", is_flag=True, help="Let a trusted version-compatible plan run its host code.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Prefix for REPORT.json and REPORT.md "
-              "[default: beside the candidate].")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+              "[default: beside each candidate; only with one candidate].")
+@progress_option
 def eval_(engine, onnx, checkpoint, reference, data, data_dir, split, limit, batch, provider, device,
-          min_agreement, max_fp16_diff, max_int8_drop, allow_calibration_overlap, verify_key, allow_host_code,
+          min_agreement, min_fp16_agreement, max_int8_drop, allow_calibration_overlap, verify_key, allow_host_code,
           report, progress):
-    """Check a candidate's accuracy parity with the PyTorch FP32 model on the same images.
+    """Check candidates' accuracy parity with the PyTorch FP32 model on the same images.
 
-    Exit code 0 when every gate of the candidate's precision passes, 1 when one fails.
+    Several candidates (repeat the options) share one reference run. Exit code 0 when every gate of
+    every candidate's precision passes, 1 when one fails.
     """
     import sys
 
     from wrn_deploy.errors import UserError
     from wrn_deploy.fileio import write_json, write_text
     from wrn_deploy.parity.evaluate import EvalOptions, evaluate
-    from wrn_deploy.parity.gates import Gates
     from wrn_deploy.parity.report import markdown, terminal
 
-    given = [(k, p) for k, p in (("engine", engine), ("onnx", onnx), ("checkpoint", checkpoint)) if p]
-    if len(given) != 1:
-        raise UserError("give exactly one candidate: --engine, --onnx or --checkpoint")
-    kind, path = given[0]
-    opts = EvalOptions(dataset=data, data_dir=data_dir, split=split, limit=limit, batch=batch, reference=reference,
-                       device=device, provider=provider, gates=Gates(min_agreement, max_fp16_diff, max_int8_drop),
+    paths = [*engine, *onnx, *checkpoint]
+    if not paths:
+        raise UserError("give a candidate: --engine, --onnx or --checkpoint (each may repeat)")
+    if report and len(paths) > 1:
+        raise UserError("--report names one report; with several candidates each report goes beside its model")
+    opts = EvalOptions(data=data, data_dir=data_dir, split=split, limit=limit, batch=batch, reference=reference,
+                       device=device, provider=provider,
+                       gates=limits.Gates(min_agreement, min_fp16_agreement, max_int8_drop),
                        allow_calibration_overlap=allow_calibration_overlap, verify_key=verify_key,
                        allow_host_code=allow_host_code, progress=progress)
-    rep = evaluate(kind, path, opts)
-    prefix = report or f"{path}.eval"
-    write_json(f"{prefix}.json", rep)
-    write_text(f"{prefix}.md", markdown(rep))
-    click.echo(terminal(rep))
-    click.echo(f"report: {prefix}.json, {prefix}.md")
-    sys.exit(0 if rep["passed"] else 1)
+    reports = evaluate(paths, opts)
+    for rep in reports:  # the verdict first: a report that cannot be written loses nothing shown
+        click.echo(terminal(rep))
+    for rep in reports:
+        prefix = report or f"{rep['candidate']['path']}.eval"
+        write_json(f"{prefix}.json", rep)
+        write_text(f"{prefix}.md", markdown(rep))
+        click.echo(f"report: {prefix}.json, {prefix}.md")
+    sys.exit(0 if all(r["passed"] for r in reports) else 1)

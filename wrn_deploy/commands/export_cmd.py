@@ -2,7 +2,8 @@
 
 import click
 
-from wrn_deploy.constants import DATASETS
+from wrn_deploy import limits
+from wrn_deploy.commands.options import data_options
 
 
 @click.command()
@@ -14,25 +15,23 @@ from wrn_deploy.constants import DATASETS
 @click.option("--opset", type=int, default=18, show_default=True,
               help="ONNX opset (18-20); all parse in every TensorRT 10.x and 11.x.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
-              help="Compare ONNX Runtime CPU with PyTorch before keeping the file.")
-@click.option("--verify-data", type=click.Choice(DATASETS), default="synthetic", show_default=True,
-              help="Whose test images to verify on.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where --verify-data lives.")
-@click.option("--verify-images", type=click.IntRange(8), default=256, show_default=True)
-def export(checkpoint, output, fp16, fp16_io, batch, opset, verify, verify_data, data_dir, verify_images):
+              help="Compare ONNX Runtime CPU with PyTorch on test images before keeping the file.")
+@data_options("the checkpoint's")
+@click.option("--verify-images", type=click.IntRange(8), default=limits.VERIFY_IMAGES, show_default=True)
+def export(checkpoint, output, fp16, fp16_io, batch, opset, verify, data, data_dir, verify_images):
     """Export CHECKPOINT to ONNX with dropout removed and BatchNorm folded.
 
     \b
-    The graph takes `images` (N,3,H,W RGB floats in [0, 1]; normalisation is inside) and returns
-    `logits`. The card rides in the file's metadata; OUTPUT.report.json lists what was folded, the
-    operators and the verification figures.
+    The graph takes `images` (N,3,H,W RGB floats in [0, 1]; normalisation is inside, and the card
+    says so) and returns `logits`. The card rides in the file's metadata; OUTPUT.report.json lists
+    what was folded, the operators and the verification figures.
     """
     from wrn_deploy.errors import UserError
-    from wrn_deploy.export.pipeline import ExportOptions, export_checkpoint
+    from wrn_deploy.export.checkpoint_to_onnx import ExportOptions, export_checkpoint
     from wrn_deploy.export.report import format_report
 
     if fp16_io and not fp16:
         raise UserError("--fp16-io needs --fp16")
-    opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, batch=batch, opset=opset, verify=verify,
-                         verify_dataset=verify_data, data_dir=data_dir, verify_images=verify_images)
+    opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, batch=batch, opset=opset, verify=verify, data=data,
+                         data_dir=data_dir, verify_images=verify_images)
     click.echo(format_report(export_checkpoint(checkpoint, output, opts)))

@@ -2,15 +2,16 @@
 
 import click
 
-from wrn_deploy.constants import DATASETS
+from wrn_deploy import limits
+from wrn_deploy.commands.options import data_options, progress_option
 
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The INT8 .onnx to write.")
-@click.option("--calib", type=click.Choice(DATASETS), help="Dataset to calibrate on [default: the model's].")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where --calib lives.")
-@click.option("--calib-size", type=click.IntRange(1), default=512, show_default=True, help="Calibration images.")
+@data_options("the model's")
+@click.option("--calib-size", type=click.IntRange(1), default=limits.CALIB_SIZE, show_default=True,
+              help="Calibration images.")
 @click.option("--calib-split", type=click.Choice(["val", "train"]), default="val", show_default=True,
               help="Part of the TRAINING split: the held-out validation part, or the rest.")
 @click.option("--calib-seed", type=int, default=0, show_default=True, help="Seeds the image sample.")
@@ -18,16 +19,16 @@ from wrn_deploy.constants import DATASETS
               help="Where manifests and cached ranges live.")
 @click.option("--method", type=click.Choice(["entropy", "percentile", "minmax"]), default="percentile",
               show_default=True, help="How activation ranges are chosen.")
-@click.option("--percentile", type=click.FloatRange(90, 100), default=99.99, show_default=True)
+@click.option("--percentile", type=click.FloatRange(90, 100), default=limits.CALIB_PERCENTILE, show_default=True)
 @click.option("--target", type=click.Choice(["tensorrt", "cpu"]), default="tensorrt", show_default=True,
               help="tensorrt: symmetric S8S8 Q/DQ on Conv/Gemm inputs; cpu: U8S8, every op (fastest in ORT).")
 @click.option("--rest", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="tensorrt target: precision of the unquantized remainder.")
-@click.option("--max-drop", type=click.FloatRange(0), default=0.5, show_default=True,
+@click.option("--max-drop", type=click.FloatRange(0), default=limits.INT8_MAX_DROP, show_default=True,
               help="Largest allowed top-1 drop (points) against FP32 on held-out training images.")
 @click.option("--no-guard", is_flag=True, help="Skip the layer-exclusion search (still report the drop).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-def quantize(model, output, calib, data_dir, calib_size, calib_split, calib_seed, calib_dir, method,
+@progress_option
+def quantize(model, output, data, data_dir, calib_size, calib_split, calib_seed, calib_dir, method,
              percentile, target, rest, max_drop, no_guard, progress):
     """Quantize an FP32 MODEL to explicit INT8 (QuantizeLinear/DequantizeLinear) ONNX.
 
@@ -36,16 +37,10 @@ def quantize(model, output, calib, data_dir, calib_size, calib_split, calib_seed
     calibration images (default: 512 from the held-out part of the training split) are listed in
     CALIB_DIR/<folder>/manifest.json beside their cached ranges, and inside the model's card.
     """
-    from wrn_deploy.errors import UserError
-    from wrn_deploy.export.onnx_export import read_card
-    from wrn_deploy.quant.pipeline import QuantOptions, format_report, quantize_onnx
+    from wrn_deploy.quant.onnx_to_int8 import QuantOptions, format_report, quantize_onnx
     from wrn_deploy.quant.qdq import QuantSpec
 
-    if calib is None:
-        calib = (read_card(model).get("dataset") or {}).get("name")
-        if calib not in DATASETS:
-            raise UserError("the model's card names no known dataset; pass --calib")
-    opts = QuantOptions(spec=QuantSpec(target, method, percentile, rest), dataset=calib, data_dir=data_dir,
+    opts = QuantOptions(spec=QuantSpec(target, method, percentile, rest), data=data, data_dir=data_dir,
                         calib_size=calib_size, seed=calib_seed, split=calib_split, calib_dir=calib_dir,
                         max_drop=None if no_guard else max_drop, progress=progress)
     click.echo(format_report(quantize_onnx(model, output, opts)))

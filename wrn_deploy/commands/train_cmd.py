@@ -2,15 +2,14 @@
 
 import click
 
-from wrn_deploy.constants import DATASETS
+from wrn_deploy.commands.options import data_options, progress_option
 
 
 @click.command()
 @click.option("--arch", default="wrn-16-1", show_default=True,
               help="Architecture, e.g. wrn-40-4, wrn-28-10, wrn-40-2-B(1,3,1), wrn-50-2.")
-@click.option("--dataset", type=click.Choice(DATASETS), default="synthetic", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the dataset lives (or downloads to).")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/ARCH-DATASET].")
+@data_options(default="synthetic")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/ARCH-DATA].")
 @click.option("--epochs", type=click.IntRange(1), help="Epochs; the recipe's lr milestones scale with it.")
 @click.option("--batch-size", type=click.IntRange(1), help="Global batch size (all processes together).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="Initial learning rate.")
@@ -29,8 +28,8 @@ from wrn_deploy.constants import DATASETS
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.safetensors.")
 @click.option("--workers", type=click.IntRange(0), default=4, show_default=True,
               help="Loader processes for on-disk (ImageNet-size) datasets.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
-def train(arch, dataset, data_dir, out, epochs, batch_size, lr, dropout, weight_decay, augment, seed,
+@progress_option
+def train(arch, data, data_dir, out, epochs, batch_size, lr, dropout, weight_decay, augment, seed,
           val_size, device, amp, channels_last, compile_, sync_bn, deterministic, resume, workers, progress):
     """Train a WRN with the recipe from models/ (flags override it).
 
@@ -48,23 +47,18 @@ def train(arch, dataset, data_dir, out, epochs, batch_size, lr, dropout, weight_
     from wrn_deploy.zoo import find_recipe
 
     spec = parse_arch(arch)
-    entry = find_recipe(spec.name, dataset)
-    r = entry.recipe
+    entry = find_recipe(spec.name, data)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU")
-    cfg = TrainConfig(
-        arch=spec.name, dataset=dataset, out=out or f"runs/{spec.name}-{dataset}", data_dir=data_dir,
-        epochs=epochs or r.epochs, batch_size=batch_size or r.batch_size, lr=lr or r.lr,
-        momentum=r.momentum, nesterov=r.nesterov,
-        weight_decay=r.weight_decay if weight_decay is None else weight_decay,
-        milestones=r.milestones, gamma=r.gamma, dropout=r.dropout if dropout is None else dropout,
-        augment=augment or r.augment, recipe_name=entry.name, recipe_epochs=r.epochs, seed=seed,
-        val_size=val_size, device=device, amp=amp, channels_last=channels_last, compile=compile_, sync_bn=sync_bn,
-        deterministic=deterministic, resume=resume, workers=workers, progress=progress)
+    cfg = TrainConfig.from_recipe(
+        entry, arch=spec.name, dataset=data, out=out or f"runs/{spec.name}-{data}", data_dir=data_dir,
+        epochs=epochs, batch_size=batch_size, lr=lr, dropout=dropout, weight_decay=weight_decay, augment=augment,
+        seed=seed, val_size=val_size, device=device, amp=amp, channels_last=channels_last, compile=compile_,
+        sync_bn=sync_bn, deterministic=deterministic, resume=resume, workers=workers, progress=progress)
     summary = Trainer(cfg).run()
     if summary:
         click.echo(f"best epoch {summary['best_epoch']}: validation {summary['val_acc']:.2f}%, "
-                   f"test {summary['test_acc']:.2f}% ({dataset} test split, evaluated once)")
+                   f"test {summary['test_acc']:.2f}% ({data} test split, evaluated once)")
         click.echo(f"checkpoint: {summary['checkpoint']}")

@@ -1,7 +1,7 @@
 """Batches for training and evaluation: float images in [0, 1] and int64 labels on ``device``.
 
-In-memory splits are moved to the device once and augmented there (random crop from 4-pixel
-reflection padding, horizontal flip), so a GPU is never waiting for a CPU data pipeline. Random
+In-memory splits are moved to the device once (each split keeps its copy) and augmented there
+(random crop from 4-pixel reflection padding, horizontal flip), so a GPU is never waiting for a CPU data pipeline. Random
 choices come from a CPU generator seeded by the caller, so a batch sequence is reproducible.
 """
 
@@ -33,20 +33,6 @@ def crop_flip(x: torch.Tensor, dy, dx, flip) -> torch.Tensor:
     return padded[batch, chan, rows, cols.view(n, 1, 1, w)]
 
 
-class _Resident:
-    """Caches a split's uint8 images on one device."""
-
-    _cache: dict = {}
-
-    @classmethod
-    def get(cls, split: TensorSplit, device: torch.device) -> torch.Tensor:
-        key = (id(split), str(device))
-        if key not in cls._cache:
-            cls._cache.clear()  # keep at most one split set per device resident
-            cls._cache[key] = split.images.to(device)
-        return cls._cache[key]
-
-
 def _order(n: int, shuffle: bool, gen: torch.Generator) -> torch.Tensor:
     return torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
 
@@ -56,8 +42,7 @@ def tensor_batches(split: TensorSplit, batch_size: int, device, *, shuffle=False
     """Yield (images float [0,1], labels). With world > 1, each rank takes every world-th sample of
     the global batch, so the ranks together see exactly what one process would."""
     gen = torch.Generator().manual_seed(seed)
-    images = _Resident.get(split, torch.device(device))
-    labels = split.labels.to(device)
+    images, labels = split.on(device)
     order = _order(len(split), shuffle, gen)
     stop = len(order) - (len(order) % batch_size if drop_last else 0)
     for start in range(0, stop, batch_size):

@@ -5,7 +5,7 @@ whole set on the GPU and augment there. Larger images (ImageNet) stay on disk be
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +24,19 @@ class TensorSplit:
     images: torch.Tensor
     labels: torch.Tensor
     ids: list
+    # Copies of the images and labels on each device they were asked for on (owned by this split,
+    # so they live and die with it; training reads the same split every epoch).
+    _on_device: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def on(self, device) -> tuple:
+        """(uint8 images, labels) on ``device``, moved there once."""
+        key = str(torch.device(device))
+        if key not in self._on_device:
+            self._on_device[key] = (self.images.to(device), self.labels.to(device))
+        return self._on_device[key]
 
     def subset(self, index: torch.Tensor) -> "TensorSplit":
         return TensorSplit(self.images[index], self.labels[index], [self.ids[i] for i in index.tolist()])

@@ -10,14 +10,13 @@ import base64
 import json
 from pathlib import Path
 
+from wrn_deploy.card import manifest_path
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import sha256_file
 
+__all__ = ["manifest_path", "read_manifest", "check_integrity", "check_compatible", "sign", "verify_signature"]
+
 FORMAT = "wrn-deploy.engine/1"
-
-
-def manifest_path(plan) -> Path:
-    return Path(str(plan) + ".json")
 
 
 def signature_path(plan) -> Path:
@@ -37,14 +36,14 @@ def read_manifest(plan) -> dict | None:
     return data
 
 
-def check_integrity(plan, manifest: dict) -> None:
-    """The plan's bytes must be exactly those the manifest describes."""
-    plan = Path(plan)
-    size = plan.stat().st_size
-    if size != manifest["plan_bytes"]:
-        raise UserError(f"{plan} is {size} bytes but its manifest says {manifest['plan_bytes']}: "
+def check_integrity(plan, manifest: dict, data: bytes) -> None:
+    """``data`` (the plan's bytes, read once) must be exactly those the manifest describes."""
+    import hashlib
+
+    if len(data) != manifest["plan_bytes"]:
+        raise UserError(f"{plan} is {len(data)} bytes but its manifest says {manifest['plan_bytes']}: "
                         "truncated or replaced; refusing to load it")
-    if sha256_file(plan) != manifest["plan_sha256"]:
+    if hashlib.sha256(data).hexdigest() != manifest["plan_sha256"]:
         raise UserError(f"{plan} does not match the sha256 in its manifest: modified; refusing to load it")
 
 

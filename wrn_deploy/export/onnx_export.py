@@ -1,7 +1,6 @@
 """PyTorch -> ONNX: one self-contained file, input ``images`` (RGB in [0, 1], NCHW, normalisation
 inside the graph), output ``logits``, dynamic batch unless a fixed one is asked for."""
 
-import json
 import warnings
 from pathlib import Path
 
@@ -16,11 +15,15 @@ OPSETS = (18, 19, 20)
 DEFAULT_OPSET = 18
 
 
+def check_opset(opset: int) -> None:
+    if opset not in OPSETS:
+        raise UserError(f"opset {opset} is not supported; choose one of {', '.join(map(str, OPSETS))}")
+
+
 def export_onnx(net: torch.nn.Module, path: Path, input_size: int, batch: int | None, opset: int,
                 dtype: torch.dtype = torch.float32) -> None:
     """Write ``net`` (a Normalized, prepared model in eval mode) to ``path`` as one ONNX file."""
-    if opset not in OPSETS:
-        raise UserError(f"opset {opset} is not supported; choose one of {', '.join(map(str, OPSETS))}")
+    check_opset(opset)
     from torch.export import Dim
 
     x = torch.rand(batch or 2, 3, input_size, input_size).to(dtype)
@@ -32,36 +35,6 @@ def export_onnx(net: torch.nn.Module, path: Path, input_size: int, batch: int | 
                                     external_data=False, optimize=True, verbose=False)
     # torch 2.9+ writes weights to a side file by default; keep them inside (< 2 GB for any WRN).
     program.save(str(path), external_data=False)
-
-
-def attach_metadata(path: Path, card: dict, extra: dict | None = None) -> None:
-    """Store the card (and a few flat keys Netron shows) in the file's metadata_props."""
-    import onnx
-
-    model = onnx.load(str(path))
-    props = {"wrn_deploy.card": json.dumps(card), "arch": card["arch"],
-             "precision": card["precision"], **(extra or {})}
-    del model.metadata_props[:]
-    for k, v in props.items():
-        model.metadata_props.add(key=k, value=str(v))
-    model.producer_name = "wrn-deploy"
-    onnx.save(model, str(path))
-
-
-def read_card(path) -> dict:
-    """The card stored in an ONNX file by ``attach_metadata``."""
-    import onnx
-
-    from wrn_deploy.card import validate_card
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf raises several types for a damaged file
-        raise UserError(f"{path} is not a readable ONNX file ({type(e).__name__})") from None
-    props = {p.key: p.value for p in model.metadata_props}
-    if "wrn_deploy.card" not in props:
-        raise UserError(f"{path} has no wrn-deploy card in its metadata (was it made by wrn-deploy export?)")
-    return validate_card(json.loads(props["wrn_deploy.card"]), str(path))
 
 
 def check_model(path: Path) -> None:

@@ -39,11 +39,11 @@ def format_report(rep: dict) -> str:
     for reason, n in reasons.items():
         lines.append(f"  kept {n}x: {reason}")
     if v:
-        lines.append(f"  verified on {v['images']} images in ONNX Runtime CPU: max |diff| {v['max_abs_diff']:.3g} "
-                     f"({v['max_rel_diff']:.2g} of the logit range), top-1 agreement "
+        lines.append(f"  verified on {v['images']} {v.get('data', '')} images in ONNX Runtime CPU: "
+                     f"max |diff| {v['max_abs_diff']:.3g} ({v['max_rel_diff']:.2g} of the logit range), top-1 agreement "
                      f"{v['top1_agreement_vs_torch_fp32']:.2f}% vs PyTorch FP32"
                      + (f", {v['top1_agreement_vs_torch_fp16']:.2f}% vs PyTorch FP16"
-                        if "top1_agreement_vs_torch_fp16" in v else "") + " -> passed")
+                        if "top1_agreement_vs_torch_fp16" in v else "") + f"; {v['gate']} -> passed")
     else:
         lines.append("  verification skipped (--no-verify)")
     return "\n".join(lines)

@@ -1,24 +1,26 @@
-"""``eval``: score a candidate and the PyTorch FP32 reference on the same images, pair the results,
-apply the gates of the candidate's precision."""
+"""``eval``: score candidates (engines, ONNX files, checkpoints) and the PyTorch FP32 reference on the
+same images, pair each candidate with the one reference run, apply the gates of its precision.
 
-import time
+Every model runs through ``runner_for``; the images come from ``data.for_card``.
+"""
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from wrn_deploy.card import Card, read_card
 from wrn_deploy.errors import UserError
-from wrn_deploy.parity.gates import Gates, check
-from wrn_deploy.parity.stats import paired
+from wrn_deploy.limits import BATCH, Gates
+from wrn_deploy.parity.compare import compare, run, run_all
+from wrn_deploy.runners import runner_for
 
 
 @dataclass
 class EvalOptions:
-    dataset: str | None = None
+    data: str | None = None
     data_dir: str | None = None
     split: str = "test"
     limit: int | None = None
-    batch: int = 64
+    batch: int = BATCH
     reference: str | None = None
     device: str = "cpu"
     provider: str = "cpu"
@@ -29,73 +31,50 @@ class EvalOptions:
     progress: bool = True
 
 
-def candidate(kind: str, path, opts: EvalOptions):
-    """(runner, card) for the candidate; reads only metadata until the runner is activated."""
-    from wrn_deploy.runners.ort_runner import OrtRunner
-    from wrn_deploy.runners.torch_runner import TorchRunner
+@dataclass
+class Candidate:
+    path: Path
+    card: Card | None     # None: a plan without a manifest (its precision is unknown)
+    runner: object
 
-    if kind == "onnx":
-        from wrn_deploy.export.onnx_export import read_card
-
-        return OrtRunner(path, opts.provider), read_card(path)
-    if kind == "checkpoint":
-        from wrn_deploy.checkpoint import load_checkpoint
-
-        return TorchRunner(path, opts.device), load_checkpoint(path).card
-    from wrn_deploy.runners.trt_runner import TrtRunner
-
-    from wrn_deploy.engine.trt_api import import_tensorrt, require_cuda
-
-    runner = TrtRunner(path, opts.verify_key, opts.allow_host_code)
-    manifest = runner.preflight()
-    import_tensorrt()  # fail before the images load, not after
-    require_cuda()
-    if manifest is None:
-        if not opts.reference:
-            raise UserError(f"{path} has no manifest, so its card is unknown: pass --reference CHECKPOINT")
-        from wrn_deploy.checkpoint import load_checkpoint
-
-        return runner, dict(load_checkpoint(opts.reference).card, precision="unknown")
-    return runner, manifest["card"]
+    @property
+    def compute(self) -> str:
+        return self.card.precision.compute if self.card else "unknown"
 
 
-def reference_checkpoint(card: dict, opts: EvalOptions) -> Path:
+def candidate(path, opts: EvalOptions) -> Candidate:
+    """The candidate's runner (checked, not loaded) and card."""
+    runner = runner_for(path, provider=opts.provider, device=opts.device, verify_key=opts.verify_key,
+                        allow_host_code=opts.allow_host_code)
+    runner.check()  # fail before the images load, not after
+    path = Path(path)
+    try:
+        card = read_card(path)
+    except UserError:
+        if path.suffix.lower() not in (".plan", ".engine") or Path(str(path) + ".json").exists():
+            raise
+        card = None
+    return Candidate(path, card, runner)
+
+
+def reference_checkpoint(card: Card | None, opts: EvalOptions) -> Path:
+    """--reference, else the trained checkpoint at the root of the candidate's lineage, unchanged."""
     from wrn_deploy.fileio import sha256_file
 
     if opts.reference:
         return Path(opts.reference)
-    src = card.get("source_checkpoint")
-    if not src or not Path(src).is_file():
-        raise UserError(f"the candidate's source checkpoint {src or '(none recorded)'} is not here: pass --reference")
-    if card.get("source_checkpoint_sha256") and sha256_file(src) != card["source_checkpoint_sha256"]:
-        raise UserError(f"{src} changed since the candidate was exported (sha256 differs): pass --reference")
-    return Path(src)
+    origin = card.origin if card else None
+    if origin is None:
+        raise UserError("the candidate's card names no source checkpoint: pass --reference CHECKPOINT")
+    if not Path(origin.path).is_file():
+        raise UserError(f"the candidate's source checkpoint {origin.path} is not here: pass --reference")
+    if sha256_file(origin.path) != origin.sha256:
+        raise UserError(f"{origin.path} changed since the candidate was made (sha256 differs): pass --reference")
+    return Path(origin.path)
 
 
-def images_for(card: dict, opts: EvalOptions):
-    from wrn_deploy.data import load_dataset
-
-    ident = card.get("dataset") or {}
-    name = opts.dataset or ident.get("name")
-    if not name:
-        raise UserError("the candidate's card names no dataset: pass --data")
-    same = ident.get("name") == name
-    data = load_dataset(name, opts.data_dir, ident.get("val_size") if same else None,
-                        ident.get("split_seed", 0) if same else 0, progress=opts.progress)
-    if data.num_classes != card["num_classes"]:
-        raise UserError(f"{name} has {data.num_classes} classes; the model has {card['num_classes']}")
-    split = data.test if opts.split == "test" else data.val
-    if not hasattr(split, "images"):
-        raise UserError(f"{name} is an on-disk set; eval reads in-memory (small-image) sets for now")
-    if split.images.shape[-1] != card["input_size"]:
-        raise UserError(f"{name} images are {split.images.shape[-1]} px; the model takes {card['input_size']} px")
-    if opts.limit:
-        split = split.subset(np.arange(min(opts.limit, len(split))))
-    return name, split
-
-
-def check_overlap(card: dict, ids: list, opts: EvalOptions) -> int:
-    calib = set((card.get("quantization") or {}).get("calibration_ids", []))
+def check_overlap(card: Card | None, ids: list, opts: EvalOptions) -> int:
+    calib = set((card.quantization if card else {}).get("calibration_ids", []))
     overlap = len(calib & set(ids))
     if overlap and not opts.allow_calibration_overlap:
         raise UserError(f"{overlap} of the {len(ids)} evaluation images calibrated this model; evaluate on "
@@ -103,31 +82,48 @@ def check_overlap(card: dict, ids: list, opts: EvalOptions) -> int:
     return overlap
 
 
-def evaluate(kind: str, path, opts: EvalOptions) -> dict:
+def _same_model(cards: list) -> Card:
+    first = cards[0]
+    for c in cards[1:]:
+        if (c.arch, c.classes, c.input_size) != (first.arch, first.classes, first.input_size):
+            raise UserError(f"the candidates are different models ({first.arch} vs {c.arch}); evaluate them apart")
+    return first
+
+
+def evaluate(paths: list, opts: EvalOptions) -> list:
+    """One report per candidate; the reference runs once for all of them."""
     import torch
 
-    from wrn_deploy.runners.torch_runner import TorchRunner
+    from wrn_deploy.data import for_card
 
-    runner, card = candidate(kind, path, opts)
-    ref_path = reference_checkpoint(card, opts)
-    name, split = images_for(card, opts)
-    overlap = check_overlap(card, split.ids, opts)
-    images = split.images.float().div(255)
-    t0 = time.perf_counter()
-    with runner:
-        cand = runner.infer_all(images, opts.batch, opts.progress)
-    cand_s = time.perf_counter() - t0
-    with TorchRunner(ref_path, "cpu", "fp32") as ref_runner:
-        ref = ref_runner.infer_all(images, opts.batch, opts.progress)
-    stats = paired(ref, cand, split.labels.numpy())
-    precision = card.get("precision", "fp32")
-    gates = check(stats, precision if precision in ("fp16", "int8") else "fp32", opts.gates)
-    return {"candidate": {"kind": kind, "path": str(path), "runner": runner.name, "precision": precision,
-                          "arch": card["arch"], "seconds": round(cand_s, 2)},
-            "reference": {"path": str(ref_path), "runner": "torch-cpu-fp32"},
-            "data": {"dataset": name, "split": opts.split, "images": len(split), "calibration_overlap": overlap},
-            "stats": stats.to_dict(), "gates": [{"gate": g, "measured": m, "passed": ok} for g, m, ok in gates],
-            "passed": all(ok for _, _, ok in gates), "versions": _versions(), "torch_threads": torch.get_num_threads()}
+    cands = [candidate(p, opts) for p in paths]
+    refs = {reference_checkpoint(c.card, opts).resolve() for c in cands}
+    if len(refs) != 1:
+        raise UserError("the candidates come from different checkpoints; pass --reference or evaluate them apart")
+    ref_path = refs.pop()
+    ref_runner = runner_for(ref_path)
+    ref_runner.check()
+    model = _same_model([c.card for c in cands if c.card] or [read_card(ref_path)])
+    chosen = for_card(model, opts.split, opts.data, opts.data_dir, progress=opts.progress)
+    if opts.limit:
+        chosen = chosen.first(opts.limit)
+    overlaps = [check_overlap(c.card, chosen.ids, opts) for c in cands]
+    images, labels = chosen.images(), chosen.labels.numpy()
+    results = run_all({i: c.runner for i, c in enumerate(cands)}, images, opts.batch, opts.progress)
+    ref = run(ref_runner, images, opts.batch, opts.progress)
+    reports = []
+    for i, c in enumerate(cands):
+        res = results[i]
+        rep = {"candidate": {"kind": c.card.kind if c.card else "plan", "path": str(c.path), "runner": res.runner,
+                             "precision": str(c.card.precision) if c.card else "unknown", "arch": model.arch,
+                             "seconds": round(res.seconds, 2)},
+               "reference": {"path": str(ref_path), "runner": ref.runner, "seconds": round(ref.seconds, 2)},
+               "data": {"dataset": chosen.dataset, "split": opts.split, "images": len(chosen),
+                        "calibration_overlap": overlaps[i]},
+               **compare(ref, res, labels, c.compute, opts.gates),
+               "versions": _versions(), "torch_threads": torch.get_num_threads()}
+        reports.append(rep)
+    return reports
 
 
 def _versions() -> dict:

@@ -3,7 +3,7 @@
 Calibration images come from the training split: by default a seeded sample of the part held out
 for validation. The rest of that held-out part scores the accuracy guard, so no image both sets the
 ranges and judges them. The manifest names every image; evaluation later refuses to score a model
-on images its calibration saw.
+on images its calibration saw. The images come through ``data.for_card`` like every other step's.
 """
 
 import hashlib
@@ -14,57 +14,34 @@ from pathlib import Path
 
 import torch
 
-from wrn_deploy.data import load_dataset
-from wrn_deploy.data.sources import TensorSplit
+from wrn_deploy.data import for_card
 from wrn_deploy.errors import UserError
+from wrn_deploy.limits import CALIB_MIN_IMAGES
 
 MANIFEST_FORMAT = "wrn-deploy.calibration/1"
-MIN_IMAGES = 16
 
 
 @dataclass
 class CalibrationData:
-    calib: TensorSplit   # images that set the ranges
-    guard: TensorSplit   # held-out images that score FP32 against INT8
+    calib: object        # data.Selection: images that set the ranges
+    guard: object        # data.Selection: held-out images that score FP32 against INT8
     identity: dict       # the dataset's identity (name, source, split sizes, hashes)
     split: str
 
 
-def _same_split_as_training(card: dict, dataset: str) -> tuple:
-    """Reuse the training run's validation size and seed, so 'held out' means the same images."""
-    ident = card.get("dataset") or {}
-    if ident.get("name") == dataset:
-        return ident.get("val_size"), ident.get("split_seed", 0)
-    return None, 0
-
-
-def _images_only(split, name: str) -> TensorSplit:
-    if not isinstance(split, TensorSplit):
-        raise UserError(f"calibration needs images held in memory; {name} is an on-disk (large-image) set")
-    return split
-
-
-def choose(card: dict, dataset: str, data_dir, size: int, seed: int, split: str = "val") -> CalibrationData:
-    if size < MIN_IMAGES:
-        raise UserError(f"--calib-size {size} is too small: calibration needs at least {MIN_IMAGES} images")
-    val_size, split_seed = _same_split_as_training(card, dataset)
-    data = load_dataset(dataset, data_dir, val_size, split_seed, progress=False)
-    pool = _images_only(data.val if split == "val" else data.train, dataset)
-    shape = tuple(pool.images.shape[1:])
-    want = (3, card["input_size"], card["input_size"])
-    if shape != want:
-        raise UserError(f"{dataset} images are {shape[0]}x{shape[1]}x{shape[2]}; the model takes "
-                        f"{want[0]}x{want[1]}x{want[2]}")
-    if data.num_classes != card["num_classes"]:
-        raise UserError(f"{dataset} has {data.num_classes} classes; the model has {card['num_classes']}")
+def choose(card, data: str | None, data_dir, size: int, seed: int, split: str = "val") -> CalibrationData:
+    if size < CALIB_MIN_IMAGES:
+        raise UserError(f"--calib-size {size} is too small: calibration needs at least {CALIB_MIN_IMAGES} images")
+    pool = for_card(card, split, data, data_dir)
+    held_out = pool if split == "val" else for_card(card, "val", data, data_dir)
     if size >= len(pool):
         raise UserError(f"--calib-size {size} leaves no {split} images for the accuracy guard "
                         f"({len(pool)} available)")
     perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
     calib = pool.subset(perm[:size].sort().values)
     seen = set(calib.ids)
-    guard = data.val.subset(torch.tensor([i for i, k in enumerate(data.val.ids) if k not in seen]))
-    return CalibrationData(calib, guard, data.identity, split)
+    guard = held_out.subset([i for i, k in enumerate(held_out.ids) if k not in seen])
+    return CalibrationData(calib, guard, pool.identity, split)
 
 
 def ids_digest(ids: list) -> str:
@@ -78,7 +55,7 @@ def make_manifest(data: CalibrationData, model_sha256: str, target: str, method:
             "split": f"train ({'held-out validation part' if data.split == 'val' else 'training part'})",
             "seed": seed, "size": len(data.calib), "method": method,
             "percentile": percentile if method == "percentile" else None,
-            "ids_sha256": ids_digest(data.calib.ids), "images_sha256": data.calib.digest(),
+            "ids_sha256": ids_digest(data.calib.ids), "images_sha256": data.calib.part.digest(),
             "ids": data.calib.ids, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

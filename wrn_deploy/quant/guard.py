@@ -1,13 +1,15 @@
 """The accuracy guard: INT8 against FP32 top-1 on held-out training images, both in ONNX Runtime
-CPU. When INT8 loses more than allowed, layers are ranked by how much quantizing each alone moves
-the logits, and the worst are left in float one at a time until the bound holds."""
+CPU through its runner. When INT8 loses more than allowed, layers are ranked by how much quantizing
+each alone moves the logits, and the worst are left in float one at a time until the bound holds."""
 
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from wrn_deploy.export.verify import run_ort
+from wrn_deploy.limits import BATCH
+from wrn_deploy.parity.compare import run
+from wrn_deploy.runners.ort_runner import OrtRunner
 
 
 @dataclass
@@ -24,7 +26,7 @@ class GuardResult:
 
 
 def logits(path, images: torch.Tensor) -> np.ndarray:
-    return run_ort(path, images)
+    return run(OrtRunner(path), images, BATCH).logits
 
 
 def top1(pred: np.ndarray, labels) -> float:

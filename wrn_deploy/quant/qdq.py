@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wrn_deploy.errors import UserError
+from wrn_deploy.limits import CALIB_PERCENTILE
 
 METHODS = ("entropy", "percentile", "minmax")
 TARGETS = ("tensorrt", "cpu")
@@ -23,7 +24,7 @@ QUANTIZED_OPS = ("Conv", "Gemm")
 class QuantSpec:
     target: str = "tensorrt"
     method: str = "percentile"  # measured best here; see docs/int8.md
-    percentile: float = 99.99
+    percentile: float = CALIB_PERCENTILE
     rest: str = "fp16"  # tensorrt target: precision of the unquantized remainder
 
 
@@ -147,7 +148,7 @@ def _topological_sort(graph) -> None:
 
 
 def calibration_reader(images, input_name: str, batch: int = 32):
-    """ONNX Runtime's CalibrationDataReader over uint8 images, fed as floats in [0, 1].
+    """ONNX Runtime's CalibrationDataReader over float images in [0, 1].
 
     Every batch has the same size: ORT's histogram calibrators stack per-batch arrays and fail on a
     short last batch, so the batch is the largest divisor of the image count up to ``batch``.
@@ -164,6 +165,6 @@ def calibration_reader(images, input_name: str, batch: int = 32):
             i = next(self._batches, None)
             if i is None:
                 return None
-            return {input_name: images[i:i + batch].float().div(255).numpy()}
+            return {input_name: images[i:i + batch].numpy()}
 
     return Reader()

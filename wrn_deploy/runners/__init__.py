@@ -1,10 +1,41 @@
-"""Runners: one interface over PyTorch, ONNX Runtime and TensorRT.
+"""Runners: one interface over PyTorch, ONNX Runtime and TensorRT, and ``runner_for``, the one way
+to run any artifact.
 
 A runner is cheap to create; it loads its model and takes device memory in ``activate()`` and gives
-them back in ``deactivate()``; ``with runner:`` does both. ``infer`` takes float images in [0, 1]
-(N,3,H,W, a CPU tensor) and returns float32 logits as a NumPy array.
+them back in ``deactivate()``; ``with runner:`` does both. The contract is in ``base.Runner``.
 """
 
-from wrn_deploy.runners.base import Runner
+from pathlib import Path
 
-__all__ = ["Runner"]
+from wrn_deploy.runners.base import Runner, TensorMeta
+
+__all__ = ["Runner", "TensorMeta", "runner_for"]
+
+
+def runner_for(artifact, *, provider: str = "cpu", device: str = "cpu", precision: str = "fp32",
+               threads: int | None = None, verify_key=None, allow_host_code: bool = False, warn=print) -> Runner:
+    """A runner for ``artifact``: a checkpoint, ONNX or plan path; a PyTorch module taking images in
+    [0, 1]; or a callable that returns such a module.
+
+    ``provider`` applies to ONNX files (ONNX Runtime's execution provider), ``device`` and
+    ``precision`` to PyTorch, ``verify_key`` and ``allow_host_code`` to TensorRT plans.
+    Nothing is loaded until the runner is activated.
+    """
+    if not isinstance(artifact, (str, Path)):
+        from wrn_deploy.runners.torch_runner import TorchRunner
+
+        return TorchRunner(artifact, device, precision)
+    from wrn_deploy.card import artifact_kind
+
+    kind = artifact_kind(artifact)
+    if kind == "checkpoint":
+        from wrn_deploy.runners.torch_runner import TorchRunner
+
+        return TorchRunner(artifact, device, precision)
+    if kind == "onnx":
+        from wrn_deploy.runners.ort_runner import OrtRunner
+
+        return OrtRunner(artifact, provider, threads)
+    from wrn_deploy.runners.trt_runner import TrtRunner
+
+    return TrtRunner(artifact, verify_key, allow_host_code, warn)

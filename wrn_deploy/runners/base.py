@@ -1,7 +1,23 @@
-"""The Runner contract (after Polygraphy's): activate / infer / deactivate, and a context manager."""
+"""The Runner contract (after Polygraphy's): activate / infer / deactivate, and a context manager.
+
+Every runner takes float RGB images in [0, 1] (N,3,H,W, a CPU tensor) and returns float32 logits as
+a NumPy array; says what its input and output are (``inputs()``, ``outputs()``: name, dtype, shape
+with -1 for a dynamic dimension) and which batch sizes it accepts (``batch_range()``); and times each
+inference. Batches outside the range are split or zero-padded here, once for every runner.
+"""
+
+import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    name: str
+    dtype: str      # a NumPy dtype name: float32, float16, ...
+    shape: tuple    # -1 where the dimension is dynamic
 
 
 class Runner:
@@ -9,10 +25,17 @@ class Runner:
 
     def __init__(self):
         self.is_active = False
+        self.inference_times: list = []   # seconds of each _infer call since activate()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Fail fast (missing file, package or device) without loading the model. Optional."""
 
     def activate(self) -> None:
         if not self.is_active:
+            self.check()
             self._activate()
+            self.inference_times = []
             self.is_active = True
 
     def deactivate(self) -> None:
@@ -20,10 +43,28 @@ class Runner:
             self._deactivate()
             self.is_active = False
 
+    def __enter__(self):
+        self.activate()
+        return self
+
+    def __exit__(self, *exc):
+        self.deactivate()
+
+    # -- inference ---------------------------------------------------------------------------------
     def infer(self, images: torch.Tensor) -> np.ndarray:
         if not self.is_active:
             raise RuntimeError(f"{self.name}: call activate() (or use 'with') before infer()")
-        return self._infer(images)
+        lo, hi = self.batch_range()
+        n = len(images)
+        if hi is not None and n > hi:
+            return np.concatenate([self.infer(images[i:i + hi]) for i in range(0, n, hi)])
+        if n < lo:  # e.g. a fixed-batch model: zero-pad, then drop the padding's answers
+            pad = images.new_zeros(lo - n, *images.shape[1:])
+            return self.infer(torch.cat([images, pad]))[:n]
+        t0 = time.perf_counter()
+        out = self._infer(images)
+        self.inference_times.append(time.perf_counter() - t0)
+        return out
 
     def infer_all(self, images: torch.Tensor, batch: int = 64, progress: bool = False) -> np.ndarray:
         from tqdm import tqdm
@@ -32,12 +73,26 @@ class Runner:
         out = [self.infer(images[i:i + batch]) for i in tqdm(steps, desc=self.name, disable=not progress, leave=False)]
         return np.concatenate(out)
 
-    def __enter__(self):
-        self.activate()
-        return self
+    def last_inference_time(self) -> float | None:
+        return self.inference_times[-1] if self.inference_times else None
 
-    def __exit__(self, *exc):
-        self.deactivate()
+    # -- what the model takes and gives ------------------------------------------------------------
+    def inputs(self) -> list:
+        self._require_active()
+        return self._inputs()
+
+    def outputs(self) -> list:
+        self._require_active()
+        return self._outputs()
+
+    def batch_range(self) -> tuple:
+        """(smallest, largest) batch one call accepts; largest None when unbounded."""
+        self._require_active()
+        return self._batch_range()
+
+    def _require_active(self) -> None:
+        if not self.is_active:
+            raise RuntimeError(f"{self.name}: activate() before asking for its metadata")
 
     # subclasses implement these
     def _activate(self) -> None:
@@ -48,3 +103,19 @@ class Runner:
 
     def _infer(self, images: torch.Tensor) -> np.ndarray:
         raise NotImplementedError
+
+    def _inputs(self) -> list:
+        raise NotImplementedError
+
+    def _outputs(self) -> list:
+        raise NotImplementedError
+
+    def _batch_range(self) -> tuple:
+        return 1, None
+
+
+def resolve(source):
+    """A runner's source may be a callable that makes the object (Polygraphy's loaders): call it."""
+    from pathlib import Path
+
+    return source() if callable(source) and not isinstance(source, (str, Path, torch.nn.Module)) else source

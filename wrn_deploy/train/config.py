@@ -1,6 +1,6 @@
 """Everything a training run needs, resolved from the zoo recipe and the command-line overrides."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass
@@ -34,6 +34,15 @@ class TrainConfig:
     workers: int = 4
     progress: bool = True
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_recipe(cls, entry, **overrides) -> "TrainConfig":
+        """The zoo recipe's fields, then every override that is not None (flags the user gave)."""
+        names = {f.name for f in fields(cls)}
+        recipe = {k: v for k, v in entry.recipe.to_dict().items() if k in names}
+        recipe["milestones"] = tuple(recipe["milestones"])
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(**{**recipe, "recipe_name": entry.name, "recipe_epochs": entry.recipe.epochs, **given})
 
     def scaled_milestones(self) -> list:
         scale = self.epochs / self.recipe_epochs

@@ -9,6 +9,7 @@ interrupted epoch from its start with the optimizer state saved at the end of th
 import contextlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from wrn_deploy.arch import create_model, default_input_size
 from wrn_deploy.arch.normalize import Normalized
-from wrn_deploy.card import make_card, versions
+from wrn_deploy.card import Step, new_card, versions
 from wrn_deploy.checkpoint import load_checkpoint, save_checkpoint
 from wrn_deploy.data import load_dataset
 from wrn_deploy.data.batches import batches
@@ -126,11 +127,11 @@ class Trainer:
         return net
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def card(self, epoch: int, metrics: dict) -> dict:
-        return make_card(self.cfg.arch, self.data.classes, default_input_size(self.cfg.arch),
-                         self.data.mean, self.data.std, dropout=self.cfg.dropout,
-                         recipe=self.cfg.recipe_dict(), epoch=epoch, metrics=metrics,
-                         dataset=self.data.identity, versions=versions())
+    def card(self, epoch: int, metrics: dict):
+        step = Step("train", self.cfg.recipe_dict(), versions())
+        return new_card(self.cfg.arch, self.data.classes, default_input_size(self.cfg.arch), self.data.mean,
+                        self.data.std, step, dropout=self.cfg.dropout, dataset=self.data.identity,
+                        training={"epoch": epoch, "metrics": metrics})
 
     def _save(self, name: str, epoch: int, metrics: dict, with_state: bool) -> None:
         tensors = _optimizer_state(self.opt, self.params) if with_state else None
@@ -145,10 +146,10 @@ class Trainer:
             raise UserError(f"--resume: no checkpoint at {path}")
         ckpt = load_checkpoint(path)
         card = ckpt.card
-        if card["arch"] != self.cfg.arch:
-            raise UserError(f"--resume: {path} is a {card['arch']}, not a {self.cfg.arch}")
-        if card["num_classes"] != self.data.num_classes:
-            raise UserError(f"--resume: {path} has {card['num_classes']} classes but {self.cfg.dataset} "
+        if card.arch != self.cfg.arch:
+            raise UserError(f"--resume: {path} is a {card.arch}, not a {self.cfg.arch}")
+        if card.num_classes != self.data.num_classes:
+            raise UserError(f"--resume: {path} has {card.num_classes} classes but {self.cfg.dataset} "
                             f"has {self.data.num_classes}")
         try:
             self.model.load_state_dict(ckpt.state)
@@ -158,7 +159,7 @@ class Trainer:
         meta = ckpt.train_meta
         if meta.get("scaler_scale") and self.scaler.is_enabled():
             self.scaler.update(meta["scaler_scale"])
-        self.start_epoch = meta.get("epoch", card.get("epoch", -1)) + 1
+        self.start_epoch = meta.get("epoch", card.training.get("epoch", -1)) + 1
         self.best_acc, self.best_epoch = meta.get("best_val_acc", -1.0), meta.get("best_epoch", -1)
         metrics_file = self.out / "metrics.jsonl"
         if metrics_file.exists():
@@ -249,8 +250,9 @@ class Trainer:
         self.model.load_state_dict(ckpt.state)
         test_loss, test_acc = evaluate(self.net, self.data.test, self.device,
                                        channels_last=self.channels_last, dtype=self.dtype)
-        metrics = dict(ckpt.card["metrics"], test_acc=test_acc, test_loss=test_loss)
-        save_checkpoint(best_path, ckpt.state, dict(ckpt.card, metrics=metrics))
+        training = ckpt.card.training
+        metrics = dict(training.get("metrics", {}), test_acc=test_acc, test_loss=test_loss)
+        save_checkpoint(best_path, ckpt.state, replace(ckpt.card, training=dict(training, metrics=metrics)))
         summary = {"arch": self.cfg.arch, "dataset": self.cfg.dataset, "epochs": self.cfg.epochs,
                    "best_epoch": self.best_epoch + 1, "val_acc": self.best_acc, "test_acc": test_acc,
                    "test_loss": test_loss, "checkpoint": str(best_path), "dataset_identity": self.data.identity}

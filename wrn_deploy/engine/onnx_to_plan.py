@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from wrn_deploy.card import Card, Step, read_card, versions
 from wrn_deploy.engine import manifest as M
 from wrn_deploy.engine.trt_api import import_tensorrt, require_cuda
 from wrn_deploy.errors import UserError
@@ -84,13 +85,19 @@ def check_options(opts: BuildOptions) -> None:
         raise UserError(f"--hw-compat must be one of {', '.join(HW_COMPAT)}")
 
 
+def plan_card(card: Card, onnx_path: Path, opts: BuildOptions, trt_version: str) -> Card:
+    """The plan keeps the ONNX file's precision and input; the batch becomes the profile's range."""
+    step = Step("build", asdict(opts), {**versions(), "tensorrt": trt_version})
+    return card.derive("plan", onnx_path, step)
+
+
 def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None) -> dict:
     """Build, write the plan and its manifest atomically, optionally sign; return the manifest."""
-    from wrn_deploy.export.onnx_export import read_card
-
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
     check_options(opts)
     card = read_card(onnx_path)
+    if card.kind != "onnx":
+        raise UserError(f"{onnx_path} is a {card.kind}; build takes an ONNX file made by export or quantize")
     if not plan_path.parent.is_dir():
         raise UserError(f"output folder {plan_path.parent} does not exist")
     trt = import_tensorrt()
@@ -114,7 +121,8 @@ def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None) -> dic
                "cuda_version": torch.version.cuda, "build": asdict(opts), "build_seconds": round(seconds, 1),
                "profile": {"min": opts.min_batch, "opt": opts.opt_batch, "max": opts.max_batch},
                "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path),
-               "plan_sha256": sha256_file(tmp), "plan_bytes": tmp.stat().st_size, "card": card}
+               "plan_sha256": sha256_file(tmp), "plan_bytes": tmp.stat().st_size,
+               "card": plan_card(card, onnx_path, opts, trt.__version__).to_dict()}
         write_json(M.manifest_path(plan_path), man)
     if sign_key:
         M.sign(plan_path, sign_key)

@@ -6,37 +6,37 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wrn_deploy.card import FP32, Card, read_card
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import atomic_output, sha256_file, write_json
+from wrn_deploy.limits import CALIB_SIZE, INT8_MAX_DROP
 from wrn_deploy.quant.qdq import QuantSpec
 
 
 @dataclass
 class QuantOptions:
     spec: QuantSpec = field(default_factory=QuantSpec)
-    dataset: str = "synthetic"
+    data: str | None = None          # dataset to calibrate on [default: the card's]
     data_dir: str | None = None
-    calib_size: int = 512
+    calib_size: int = CALIB_SIZE
     seed: int = 0
     split: str = "val"
     calib_dir: str = "calibration"
-    max_drop: float | None = 0.5
+    max_drop: float | None = INT8_MAX_DROP
     progress: bool = True
 
 
-def _check_classifier(path: Path) -> dict:
+def _check_classifier(path: Path) -> Card:
     import onnx
 
-    from wrn_deploy.export.onnx_export import read_card
-
     card = read_card(path)
-    if card["precision"] != "fp32":
-        raise UserError(f"{path} is a {card['precision']} model; quantize the FP32 export")
+    if card.kind != "onnx" or card.precision != FP32:
+        raise UserError(f"{path} is a {card.precision} {card.kind}; quantize the FP32 ONNX export")
     graph = onnx.load(str(path), load_external_data=False).graph
     inp, out = graph.input[0].type.tensor_type, graph.output[0].type.tensor_type
     if (len(graph.input) != 1 or inp.elem_type != onnx.TensorProto.FLOAT or len(inp.shape.dim) != 4
-            or out.shape.dim[-1].dim_value != card["num_classes"]):
-        raise UserError(f"{path} is not a float32 image classifier with {card['num_classes']} outputs")
+            or out.shape.dim[-1].dim_value != card.num_classes):
+        raise UserError(f"{path} is not a float32 image classifier with {card.num_classes} outputs")
     return card
 
 
@@ -47,10 +47,10 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions) -> dict:
     if not output.parent.is_dir():
         raise UserError(f"output folder {output.parent} does not exist")
     card = _check_classifier(onnx_path)
-    data = calibset.choose(card, opts.dataset, opts.data_dir, opts.calib_size, opts.seed, opts.split)
+    data = calibset.choose(card, opts.data, opts.data_dir, opts.calib_size, opts.seed, opts.split)
     manifest = calibset.make_manifest(data, sha256_file(onnx_path), opts.spec.target, opts.spec.method,
                                       opts.spec.percentile, opts.seed)
-    folder = calibset.calibration_folder(Path(opts.calib_dir), card["arch"], manifest)
+    folder = calibset.calibration_folder(Path(opts.calib_dir), card.arch, manifest)
     cached = calibset.check_cached(folder, manifest)
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wrn-quant-") as tmp:
@@ -73,11 +73,11 @@ def _quantize_and_guard(fp32: Path, tmp: Path, opts, data, ranges: Path, cached:
     name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
     t0 = time.perf_counter()
     if not cached:
-        qdq.calibrate(pre, data.calib.images, name, opts.spec, ranges)
+        qdq.calibrate(pre, data.calib.images(), name, opts.spec, ranges)
     calib_s = time.perf_counter() - t0
     int8 = tmp / "int8.onnx"
     qdq.quantize(pre, int8, opts.spec, ranges)
-    images, labels = data.guard.images.float().div(255), data.guard.labels
+    images, labels = data.guard.images(), data.guard.labels
     ref = guard.logits(fp32, images)
     got = guard.logits(int8, images)
     res = guard.GuardResult(guard.top1(ref, labels), guard.top1(got, labels), guard.top1(got, ref.argmax(1)))
@@ -115,9 +115,11 @@ def _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, node
     return excluded
 
 
-def _finish(fp32: Path, output: Path, card: dict, manifest: dict, folder: Path, opts, result, cached) -> dict:
-    from wrn_deploy.card import versions
-    from wrn_deploy.export.onnx_export import attach_metadata, check_model
+def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, opts, result, cached) -> dict:
+    from dataclasses import asdict
+
+    from wrn_deploy.card import Precision, Step, versions, write_into_onnx
+    from wrn_deploy.export.onnx_export import check_model
 
     res, label = result["guard"], result["nodes"]
     layers = {label[n]: ("float" if n in result["excluded"] else "int8") for n in label}
@@ -128,14 +130,18 @@ def _finish(fp32: Path, output: Path, card: dict, manifest: dict, folder: Path, 
              "percentile": manifest["percentile"], "calibration_folder": str(folder),
              "calibration_ids_sha256": manifest["ids_sha256"], "calibration_ids": manifest["ids"],
              "calibration_dataset": manifest["dataset"], "excluded_layers": excluded}
-    new_card = dict(card, precision="int8", parent_sha256=sha256_file(fp32), quantization=quant,
-                    versions=versions("onnx", "onnxruntime"))
+    # The cpu target quantizes every operator it can; what remains runs in FP32.
+    rest = opts.spec.rest if opts.spec.target == "tensorrt" else "fp32"
+    step = Step("quantize", {**asdict(opts.spec), "calib_size": opts.calib_size, "seed": opts.seed,
+                             "split": opts.split, "max_drop": opts.max_drop}, versions("onnx", "onnxruntime"))
+    new_card = card.derive("onnx", fp32, step, precision=Precision("int8", rest), quantization=quant)
     with atomic_output(output) as tmp:
         tmp.write_bytes(result["path"].read_bytes())
-        attach_metadata(tmp, new_card)
+        write_into_onnx(tmp, new_card)
         check_model(tmp)
         size = tmp.stat().st_size
-    return {"output": str(output), "source": str(fp32), "target": opts.spec.target,
+    return {"output": str(output), "source": str(fp32), "precision": str(new_card.precision),
+            "target": opts.spec.target,
             "method": opts.spec.method, "rest": opts.spec.rest,
             "calibration": {"folder": str(folder), "images": manifest["size"], "split": manifest["split"],
                             "reused_cached_ranges": cached, "seconds": round(result["calib_s"], 2)},

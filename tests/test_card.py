@@ -1,0 +1,73 @@
+"""The typed card: one reader for every artifact kind, lineage, precision, validation."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from tests.export.conftest import make_checkpoint
+from wrn_deploy.card import FP16, FP32, Card, Precision, Step, artifact_kind, new_card, read_card
+from wrn_deploy.errors import UserError
+
+
+def test_precision_spelling_round_trips():
+    for text in ("fp32", "fp16", "bf16", "int8+fp16", "int8+fp32"):
+        assert str(Precision.parse(text)) == text
+    assert Precision.parse("fp16") == FP16 != FP32
+    for bad in ("int8", "fp16+fp32", "int4", "int8+int8"):
+        with pytest.raises(UserError):
+            Precision.parse(bad)
+
+
+def test_card_round_trips_through_json():
+    card = new_card("wrn-10-1", ["a", "b"], 32, (0.5,) * 3, (0.25,) * 3, Step("train", {"lr": 0.1}),
+                    dataset={"name": "synthetic"}, training={"epoch": 3})
+    again = Card.from_dict(json.loads(card.to_json()), "here")
+    assert again == card and again.num_classes == 2 and not again.input.normalized_in_graph
+
+
+def test_every_artifact_kind_reads_through_one_function(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "c.safetensors", arch="wrn-10-1")
+    card = read_card(ckpt)
+    assert card.kind == "checkpoint" and card.origin is None
+    onnx_card = card.derive("onnx", ckpt, Step("export"), input=replace(card.input, normalized_in_graph=True))
+    assert onnx_card.parent.kind == "checkpoint" and onnx_card.origin == onnx_card.parent
+    int8 = onnx_card.derive("onnx", ckpt, Step("quantize"), precision=Precision("int8", "fp16"))
+    assert int8.origin == onnx_card.origin  # the root stays the trained checkpoint
+    (tmp_path / "m.plan").write_bytes(b"plan")
+    (tmp_path / "m.plan.json").write_text(json.dumps({"card": int8.to_dict()}))
+    assert read_card(tmp_path / "m.plan") == int8
+    assert [artifact_kind(p) for p in ("a.safetensors", "b.onnx", "c.plan", "d.engine")] == [
+        "checkpoint", "onnx", "plan", "plan"]
+
+
+@pytest.mark.parametrize("change,fragment", [
+    ({"classes": []}, "classes"),
+    ({"classes": [1, 2]}, "classes"),
+    ({"num_classes": 4}, "num_classes=4"),
+    ({"mean": [0.5]}, "mean and std"),
+    ({"std": [0.2, 0.2, 0.0]}, "std positive"),
+    ({"input_size": -4}, "input_size"),
+    ({"input_size": "big"}, "malformed"),
+    ({"dropout": 2}, "dropout"),
+    ({"precision": "int3"}, "int3"),
+    ({"kind": "zip"}, "kind"),
+    ({"format": "wrn-deploy.card/1"}, "card format"),
+    ({"step": None}, "malformed"),
+])
+def test_a_bad_card_is_one_clear_error(change, fragment):
+    good = new_card("wrn-10-1", ["a", "b", "c"], 32, (0.5,) * 3, (0.25,) * 3, Step("x")).to_dict()
+    with pytest.raises(UserError, match=fragment) as e:
+        Card.from_dict({**good, **change}, "m.onnx")
+    assert "\n" not in e.value.format_message() and e.value.format_message().startswith("m.onnx")
+
+
+def test_unreadable_artifacts(tmp_path):
+    (tmp_path / "x.onnx").write_bytes(b"\x00garbage")
+    (tmp_path / "y.plan").write_bytes(b"plan")
+    (tmp_path / "z.plan").write_bytes(b"plan")
+    (tmp_path / "z.plan.json").write_bytes(b"\xff\xfe not json")
+    for path, fragment in (("x.onnx", "not a readable ONNX"), ("y.plan", "no manifest"), ("z.plan", "not valid JSON"),
+                           ("none.safetensors", "does not exist"), ("w.txt", "unknown artifact type")):
+        with pytest.raises(UserError, match=fragment):
+            read_card(tmp_path / path)

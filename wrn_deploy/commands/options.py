@@ -1,0 +1,22 @@
+"""Options that several commands share, spelled the same everywhere."""
+
+import click
+
+from wrn_deploy.data.table import NAMES
+
+
+def data_options(default_help: str = "the model's", default: str | None = None):
+    """``--data NAME`` and ``--data-dir DIR``: which dataset's images a command uses."""
+
+    def decorate(f):
+        f = click.option("--data-dir", type=click.Path(file_okay=False),
+                         help="Where the dataset lives (torchvision files or train/ and test/ class folders).")(f)
+        shown = {"default": default, "show_default": True} if default else {}
+        return click.option("--data", type=click.Choice(NAMES), **shown,
+                            help="Dataset" + ("." if default else f" [default: {default_help}]."))(f)
+
+    return decorate
+
+
+def progress_option(f):
+    return click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")(f)

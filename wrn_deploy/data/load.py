@@ -1,0 +1,174 @@
+"""Loading a dataset as train / validation (held out of train, fixed seed) / test splits, and
+``for_card``: the images any step after training needs, chosen from the model's card.
+
+The training run's held-out split is computed in one place (``_hold_out``), from the split size and
+seed the card records, so export verification, calibration, the INT8 guard and eval all agree on
+which images were held out.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from wrn_deploy.data.sources import (FolderSplit, TensorSplit, find_split_dir, load_cifar, load_folder,
+                                     load_svhn)
+from wrn_deploy.data.table import IMAGENET_STATS, NAMES, SPLITS, SYNTHETIC_SIZES, TABLE
+from wrn_deploy.errors import UserError
+
+
+@dataclass
+class Dataset:
+    name: str
+    classes: list
+    train: object
+    val: object
+    test: object
+    mean: tuple
+    std: tuple
+    identity: dict
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.train, TensorSplit)
+
+    def split(self, name: str):
+        if name not in SPLITS:
+            raise UserError(f"split {name!r}: choose one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+
+def _synthetic() -> tuple:
+    from wrn_deploy.data.synthetic import CLASSES, make_synthetic
+
+    def split(name, seed):
+        x, y = make_synthetic(SYNTHETIC_SIZES[name], seed)
+        return TensorSplit(x, y, [f"synthetic/{name}/{i}" for i in range(len(y))])
+
+    # Different seeds keep the test images disjoint from the training ones.
+    return split("train", 1), split("test", 2), list(CLASSES), "built-in"
+
+
+def _raw(name: str, data_dir: Path | None, progress: bool) -> tuple:
+    if name == "synthetic":
+        return _synthetic()
+    if data_dir is None:
+        data_dir = Path.home() / ".cache" / "wrn-deploy" / "data" / name
+    data_dir = Path(data_dir)
+    if TABLE[name].source == "folder" or find_split_dir(data_dir, True):
+        train, classes = load_folder(data_dir, True, progress)
+        test, test_classes = load_folder(data_dir, False, progress)
+        if test_classes != classes:
+            raise UserError(f"class folders of train/ and the test split differ in {data_dir}")
+        return train, test, classes, f"folder:{data_dir.resolve()}"
+    if name in ("cifar10", "cifar100"):
+        (train, classes), (test, _) = load_cifar(name, data_dir, True), load_cifar(name, data_dir, False)
+    else:
+        (train, classes), (test, _) = load_svhn(data_dir, True), load_svhn(data_dir, False)
+    return train, test, classes, f"torchvision:{data_dir.resolve()}"
+
+
+def _hold_out(train, val_size: int, seed: int) -> tuple:
+    """(training part, held-out part) of the training split: a seeded random ``val_size`` images."""
+    n = len(train)
+    if not 0 < val_size < n:
+        raise UserError(f"--val-size must be between 1 and {n - 1} for this dataset, got {val_size}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
+    if isinstance(train, TensorSplit):
+        return train.subset(train_idx), train.subset(val_idx)
+    return (FolderSplit(train.folder, train_idx.tolist()), FolderSplit(train.folder, val_idx.tolist()))
+
+
+def _mean_std(name: str, train) -> tuple:
+    info = TABLE[name]
+    if info.mean is not None:
+        return info.mean, info.std
+    if not isinstance(train, TensorSplit):
+        return IMAGENET_STATS
+    x = train.images.float().div_(255)
+    return tuple(round(v, 4) for v in x.mean((0, 2, 3)).tolist()), tuple(
+        round(v, 4) for v in x.std((0, 2, 3)).tolist())
+
+
+def load_dataset(name: str, data_dir=None, val_size: int | None = None, split_seed: int = 0,
+                 progress: bool = True) -> Dataset:
+    if name not in TABLE:
+        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(NAMES)}")
+    train_full, test, classes, source = _raw(name, data_dir, progress)
+    if val_size is None:
+        val_size = TABLE[name].default_val or min(5000, len(train_full) // 10)
+    train, val = _hold_out(train_full, val_size, split_seed)
+    mean, std = _mean_std(name, train)
+    identity = {"name": name, "source": source, "classes": len(classes), "train": len(train),
+                "val": len(val), "test": len(test), "val_size": val_size, "split_seed": split_seed,
+                "train_sha256": train_full.digest(), "test_sha256": test.digest()}
+    return Dataset(name, classes, train, val, test, mean, std, identity)
+
+
+@dataclass
+class Selection:
+    """Images chosen for a model: one split of a dataset, at the model's input size."""
+
+    dataset: str
+    split: str
+    part: object        # TensorSplit or FolderSplit
+    size: int           # the model's input size in pixels
+    identity: dict
+    classes: list
+
+    def __len__(self) -> int:
+        return len(self.part)
+
+    @property
+    def ids(self) -> list:
+        return self.part.ids
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.part.labels
+
+    def first(self, n: int) -> "Selection":
+        return self.subset(torch.arange(min(n, len(self))))
+
+    def subset(self, index) -> "Selection":
+        index = torch.as_tensor(index)
+        if isinstance(self.part, TensorSplit):
+            part = self.part.subset(index)
+        else:
+            part = FolderSplit(self.part.folder, [self.part.indices[i] for i in index.tolist()])
+        return Selection(self.dataset, self.split, part, self.size, self.identity, self.classes)
+
+    def images(self) -> torch.Tensor:
+        """Float RGB images in [0, 1], N x 3 x size x size (large images resized and centre-cropped)."""
+        if isinstance(self.part, TensorSplit):
+            return self.part.images.float().div(255)
+        from wrn_deploy.data.batches import batches
+
+        return torch.cat([x for x, _ in batches(self.part, 64, "cpu", size=self.size, workers=0)])
+
+
+def for_card(card, split: str, data: str | None = None, data_dir=None, progress: bool = False) -> Selection:
+    """The ``split`` ('train', 'val' or 'test') of the card's dataset, or of ``data`` when given.
+
+    On the card's own dataset, 'val' and 'train' are exactly the training run's held-out and training
+    parts (the card records the held-out size and seed). The classes must match the model's.
+    """
+    ident = card.dataset or {}
+    name = data or ident.get("name")
+    if not name:
+        raise UserError("the model's card names no dataset: pass --data")
+    same = ident.get("name") == name
+    ds = load_dataset(name, data_dir, ident.get("val_size") if same else None,
+                      ident.get("split_seed", 0) if same else 0, progress=progress)
+    if ds.num_classes != card.num_classes:
+        raise UserError(f"{name} has {ds.num_classes} classes; the model has {card.num_classes}")
+    part = ds.split(split)
+    if isinstance(part, TensorSplit) and tuple(part.images.shape[1:]) != (3, card.input_size, card.input_size):
+        c, h, w = part.images.shape[1:]
+        raise UserError(f"{name} images are {c}x{h}x{w}; the model takes 3x{card.input_size}x{card.input_size}")
+    return Selection(name, split, part, card.input_size, ds.identity, ds.classes)
