@@ -178,7 +178,7 @@ def _check(card: Card, d: dict, where: str) -> None:
     problems = []
     if card.kind not in KINDS:
         problems.append(f"kind {card.kind!r} is not one of {', '.join(KINDS)}")
-    if not card.classes or not all(isinstance(c, str) for c in card.classes):
+    if not isinstance(d["classes"], list) or not card.classes or not all(isinstance(c, str) for c in card.classes):
         problems.append("classes must be a non-empty list of names")
     if "num_classes" in d and d["num_classes"] != len(card.classes):
         problems.append(f"it names {len(card.classes)} classes but says num_classes={d['num_classes']}")
@@ -247,6 +247,9 @@ def _raw_from_onnx(path: Path) -> str:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf raises several types for a damaged file
         raise UserError(f"{path} is not a readable ONNX file ({type(e).__name__})") from None
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise UserError(f"{path} keeps its weights in external data files; wrn-deploy reads only self-contained "
+                        "ONNX files (its own exports are)")
     props = {p.key: p.value for p in model.metadata_props}
     if ONNX_KEY not in props:
         raise UserError(f"{path} has no wrn-deploy card in its metadata (was it made by wrn-deploy?)")

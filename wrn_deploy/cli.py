@@ -4,7 +4,9 @@ Heavy libraries (torch, onnx, onnxruntime, tensorrt) are imported inside the com
 ``wrn-deploy --help`` is fast and works with none of the optional packages installed.
 """
 
+import os
 import sys
+import traceback
 
 import click
 
@@ -36,18 +38,43 @@ cli.add_command(eval_cmd.eval_)
 
 
 def main(argv=None) -> None:
-    """Run the CLI; user mistakes become one line on stderr and a non-zero exit, never a traceback."""
+    """Run the CLI; user mistakes become one line on stderr and a non-zero exit, never a traceback.
+
+    Exit codes: 0 done, 1 a parity gate failed, 2 a user error, 3 an internal error, 130 interrupted.
+    WRN_DEPLOY_DEBUG=1 (or --debug first) shows the traceback of any error, for bug reports.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("WRN_DEPLOY_DEBUG", "") not in ("", "0") or argv[:1] == ["--debug"]
+    if argv[:1] == ["--debug"]:
+        argv = argv[1:]
     try:
         rv = cli.main(args=argv, prog_name="wrn-deploy", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("wrn-deploy: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        click.echo(f"wrn-deploy: error: {e.format_message()}", err=True)
-        sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("aborted", 130, debug)
+    except click.ClickException as e:
+        _fail(f"error: {e.format_message()}", e.exit_code, debug)
+    except MemoryError:
+        _fail("error: out of memory (a smaller --batch-size, model or dataset fits)", 2, debug)
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        _fail(f"error: {e.strerror or e}{where}", 2, debug)
+    except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
+        if type(e).__name__ == "OutOfMemoryError" or "allocate memory" in str(e) or "not enough memory" in str(e):
+            # torch.OutOfMemoryError (a GPU) or the CPU allocator's RuntimeError, without importing torch
+            _fail("error: out of memory (a smaller --batch-size, model or dataset fits)", 2, debug)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        _fail(f"internal error: {type(e).__name__}: {first} (WRN_DEPLOY_DEBUG=1 shows the traceback; "
+              "please report it)", 3, debug)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str, code: int, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    click.echo(f"wrn-deploy: {message}", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

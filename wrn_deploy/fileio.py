@@ -1,4 +1,9 @@
-"""Atomic outputs and file hashes: a failed step never leaves a half-written artifact."""
+"""Outputs that never destroy anything: checked before the work, written to a temporary name and
+renamed with the umask's permissions, and never the same file as an input.
+
+Temporary files are named ``.NAME.PID.wrn-tmp.XXXX``: a run killed mid-write leaves one behind, and
+the next write into that folder removes those whose process is gone.
+"""
 
 import contextlib
 import hashlib
@@ -9,20 +14,89 @@ from pathlib import Path
 
 from wrn_deploy.errors import UserError
 
+TMP_TAG = ".wrn-tmp."
+
+
+def umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def same_file(a, b) -> bool:
+    """True when ``a`` and ``b`` are one file: the same path, a symlink to it, or a hard link."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_output(path, inputs=(), force: bool = False, flag: str = "--force") -> Path:
+    """Refuse, before any work, an output that would destroy something: an input (through any
+    link) always, an existing file unless ``force``. Its folder must exist and be writable."""
+    path = Path(path)
+    for inp in inputs:
+        if inp is not None and same_file(path, inp):
+            raise UserError(f"{path} is the input {inp}; choose another output path")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file path")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise UserError(f"{path} exists; pass {flag} to replace it")
+    check_writable_dir(path.parent)
+    return path
+
+
+def check_writable_dir(folder) -> Path:
+    """An existing folder we can create files in, proven by creating one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"output folder {folder} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"output folder {folder} is not writable: {e.strerror}") from None
+    return folder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder) -> None:
+    """Remove temporary files that killed runs left in ``folder`` (their process is gone)."""
+    for p in Path(folder).glob(f".*{TMP_TAG}*"):
+        pid = p.name.split(TMP_TAG)[0].rsplit(".", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
 
 @contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+def atomic_output(path, mode: int | None = None):
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    The file gets ``mode`` (for secrets) or what the umask allows, as an ordinary file would:
+    mkstemp's 0600 would make models unreadable to a server running as another user.
+    """
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"output folder {path.parent} does not exist")
+    sweep_stale_temporaries(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}{TMP_TAG}", dir=path.parent)
     except OSError as e:
         raise UserError(f"cannot write in {path.parent}: {e.strerror}") from None
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -34,8 +108,8 @@ def write_json(path, data) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_text(path, text: str) -> None:
-    with atomic_output(path) as tmp:
+def write_text(path, text: str, mode: int | None = None) -> None:
+    with atomic_output(path, mode) as tmp:
         tmp.write_text(text)
 
 
@@ -52,8 +126,36 @@ def ensure_writable_dir(path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
     except OSError as e:
         raise UserError(f"output folder {path} is not writable: {e.strerror}") from None
-    return path
+    return check_writable_dir(path)
+
+
+def scratch_dir(what: str):
+    """A temporary folder (a context manager) named ``wrn-deploy-PID-WHAT-*``; folders that killed
+    runs left in the temporary directory are removed first."""
+    import shutil
+
+    base = Path(tempfile.gettempdir())
+    for p in base.glob("wrn-deploy-*"):
+        pid = p.name.split("-")[2]
+        if pid.isdigit() and p.is_dir() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"wrn-deploy-{os.getpid()}-{what}-")
+
+
+@contextlib.contextmanager
+def folder_lock(folder, what: str):
+    """Hold an exclusive lock on ``folder`` (``.lock`` inside it); a second holder is refused.
+    The kernel drops the lock when the process dies, SIGKILL included."""
+    import fcntl
+
+    lock = open(Path(folder) / ".lock", "a")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another {what} is using {folder}; wait for it or choose another folder") from None
+        yield
+    finally:
+        lock.close()

@@ -4,6 +4,7 @@ The commands read their defaults from here, so a policy (how much top-1 INT8 may
 written once. Each number carries its unit and the reason it was chosen.
 """
 
+import math
 from dataclasses import dataclass
 
 # -- parity gates (eval, export verification, the INT8 guard) ---------------------------------------
@@ -22,6 +23,19 @@ VERIFY_IMAGES = 256         # test images an export is verified on
 CALIB_SIZE = 512            # images that set the activation ranges
 CALIB_MIN_IMAGES = 16       # fewer gives ranges that depend on a handful of images
 CALIB_PERCENTILE = 99.99    # the default percentile method's cut (measured best here: docs/int8.md)
+
+
+
+def guard_min_images(max_drop: float) -> int:
+    """The fewest held-out images the INT8 guard certifies a ``max_drop``-point bound on.
+
+    One flipped image moves top-1 by 100/N points. Asking that the bound span at least two flips
+    (100/N <= max_drop / 2) gives N >= 200 / max_drop: 400 images for 0.5 points. That makes the
+    bound resolvable, not tight: a 95% interval of +-0.5 points would need about 150,000 x the
+    flip rate (about 3,000 images at 2% flips), so the guard reports its interval beside the drop.
+    """
+    return math.ceil(200 / max(max_drop, 0.05))
+
 
 # -- evaluation -----------------------------------------------------------------------------------
 BATCH = 64                  # images per inference call in eval, verification and the guard

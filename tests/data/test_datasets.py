@@ -54,7 +54,11 @@ def test_image_folder_of_real_cifar(cifar_dir):
 
 
 def test_missing_data_names_data_dir(tmp_path):
-    proc = run_cli("train", "--data", "cifar10", "--data-dir", tmp_path / "none", "--out",
+    typo = run_cli("train", "--data", "cifar10", "--data-dir", tmp_path / "none", "--out", tmp_path / "out",
+                   check=False)
+    assert typo.returncode == 2 and "does not exist" in typo.stderr and not (tmp_path / "none").exists()
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("train", "--data", "cifar10", "--data-dir", tmp_path / "empty", "--out",
                    tmp_path / "out", check=False)
     assert proc.returncode == 2
     assert "--data-dir" in proc.stderr and "cifar-10-batches-py" in proc.stderr

@@ -30,7 +30,9 @@ def test_held_out_split_is_the_training_runs_own():
 
 def test_another_dataset_uses_its_default_split():
     other = replace(CARD, dataset={"name": "imagefolder"})
-    chosen = for_card(other, "val", data="synthetic")
+    with pytest.raises(UserError, match="--allow-other-data"):
+        for_card(other, "val", data="synthetic")
+    chosen = for_card(other, "val", data="synthetic", allow_other_data=True)
     assert len(chosen) == 1000  # the synthetic set's own default, not the card's 700
 
 

@@ -1,6 +1,7 @@
 """eval on real CIFAR-10 images (the shared lossless test images), through the CLI."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ def cifar_models(cifar_dir, tmp_path_factory):
     """A WRN-10-1 trained for one epoch on 1,800 shared JPEG training images, exported three ways."""
     root = tmp_path_factory.mktemp("cifar-models")
     run_cli("train", "--arch", "wrn-10-1", "--data", "cifar10", "--data-dir", cifar_dir, "--epochs", "1",
-            "--val-size", "200", "--out", root / "run", "--no-progress")
+            "--val-size", "600", "--out", root / "run", "--no-progress")
     ckpt = root / "run" / "best.safetensors"
     run_cli("export", ckpt, "-o", root / "m.onnx", "--data", "cifar10", "--data-dir", cifar_dir)
     run_cli("export", ckpt, "-o", root / "m.fp16.onnx", "--fp16", "--data", "cifar10", "--data-dir", cifar_dir)
@@ -23,7 +24,7 @@ def cifar_models(cifar_dir, tmp_path_factory):
 
 
 def _eval(*args, check=False):
-    return run_cli("eval", *args, "--no-progress", check=check)
+    return run_cli("eval", *args, "--no-progress", "--force", check=check)  # reports are rewritten here
 
 
 def test_fp32_onnx_passes_with_a_full_report(cifar_models, cifar_dir):
@@ -31,7 +32,8 @@ def test_fp32_onnx_passes_with_a_full_report(cifar_models, cifar_dir):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = json.loads((cifar_models / "m.onnx.eval.json").read_text())
     s = rep["stats"]
-    assert rep["data"] == {"dataset": "cifar10", "split": "test", "images": 1000, "calibration_overlap": 0}
+    assert rep["data"] == {"dataset": "cifar10", "split": "test", "images": 1000, "calibration_overlap": 0,
+                           "skipped_unreadable": 0}
     assert s["agreement"] == 100.0 and s["max_abs_logit_diff"] < 1e-3 and s["mcnemar_p"] == 1.0
     assert 10 < s["ref_top1"] < 100 and s["ref_top5"] >= s["ref_top1"]
     assert (cifar_models / "m.onnx.eval.md").read_text().startswith("# Parity: wrn-10-1 fp32")
@@ -110,3 +112,51 @@ def test_several_candidates_share_one_reference_run(cifar_models, cifar_dir):
     assert [r["candidate"]["precision"] for r in reps] == ["fp32", "fp16", "int8+fp16"]
     # One reference run: every report carries the very same reference figures.
     assert len({(r["stats"]["ref_top1"], r["stats"]["ref_top5"], r["reference"]["seconds"]) for r in reps}) == 1
+
+
+def _folder_of(images, labels, classes, root):
+    """Images saved losslessly as an ImageFolder test split (train/ gets a copy so the set loads)."""
+    from PIL import Image
+
+    for i, (x, y) in enumerate(zip(images, labels)):
+        for split in ("train", "test"):
+            (root / split / classes[int(y)]).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x.permute(1, 2, 0).numpy()).save(root / split / classes[int(y)] / f"img{i}.png")
+    for c in classes:  # every class needs an image; a grey square calibrated nothing
+        for split in ("train", "test"):
+            if not (root / split / c).is_dir():
+                (root / split / c).mkdir(parents=True)
+                Image.new("RGB", (32, 32), (128, 128, 128)).save(root / split / c / "filler.png")
+    return root
+
+
+def test_other_data_with_the_same_classes_needs_a_flag(cifar_models, cifar_dir, tmp_path):
+    from wrn_deploy.data import load_dataset
+
+    ds = load_dataset("cifar10", cifar_dir, val_size=600, progress=False)
+    root = _folder_of(ds.test.images[:50], ds.test.labels[:50], ds.classes, tmp_path / "other")
+    args = ("--onnx", cifar_models / "m.onnx", "--data", "imagefolder", "--data-dir", root, "--report", tmp_path / "r")
+    proc = _eval(*args)
+    assert proc.returncode == 2 and "--allow-other-data" in proc.stderr and "cifar10" in proc.stderr
+    assert _eval(*args, "--allow-other-data").returncode == 0
+
+
+def test_calibration_images_are_recognised_by_content(cifar_models, cifar_dir, tmp_path):
+    """The INT8 model's own calibration images, copied under new names into another folder's test
+    split, are still its calibration images."""
+    from wrn_deploy.card import read_card
+    from wrn_deploy.data import for_card
+
+    card = read_card(cifar_models / "m.int8.onnx")
+    val = for_card(card, "val", data_dir=cifar_dir)
+    calib = set(card.quantization["calibration_ids"])
+    picked = [i for i, k in enumerate(val.ids) if k in calib][:20]
+    root = _folder_of(val.part.images[picked], val.labels[picked], list(card.classes), tmp_path / "copies")
+    args = ("--onnx", cifar_models / "m.int8.onnx", "--data", "imagefolder", "--data-dir", root,
+            "--allow-other-data", "--report", tmp_path / "r")
+    proc = _eval(*args)
+    assert proc.returncode == 2 and re.search(r"20 of the \d+ evaluation images calibrated this model", proc.stderr)
+    proc = _eval(*args, "--allow-calibration-overlap")
+    assert "calibration images scored (allowed)" in proc.stdout
+    assert "calibration images scored (allowed)" in (tmp_path / "r.md").read_text()
+    assert json.loads((tmp_path / "r.json").read_text())["data"]["calibration_overlap"] == 20

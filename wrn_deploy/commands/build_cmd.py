@@ -17,8 +17,9 @@ import click
               default="none", show_default=True, help="Hardware compatibility level.")
 @click.option("--opt-level", type=click.IntRange(0, 5), help="Builder optimisation level [TensorRT default: 3].")
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), help="Ed25519 private key (PEM) to sign with.")
+@click.option("--force", is_flag=True, help="Replace an existing plan (never an input).")
 def build(model, output, min_batch, opt_batch, max_batch, workspace, timing_cache, version_compatible, hw_compat,
-          opt_level, sign_key):
+          opt_level, sign_key, force):
     """Build a TensorRT engine from an ONNX file made by export or quantize.
 
     \b
@@ -30,7 +31,7 @@ def build(model, output, min_batch, opt_batch, max_batch, workspace, timing_cach
 
     opts = BuildOptions(min_batch, opt_batch, max_batch, workspace, timing_cache, version_compatible, hw_compat,
                         opt_level)
-    man = build_engine(model, output, opts, sign_key)
+    man = build_engine(model, output, opts, sign_key, force)
     click.echo(f"wrote {output} ({man['plan_bytes'] / 1e6:.1f} MB, {man['card']['precision']}, TensorRT "
                f"{man['tensorrt_version']} on {man['gpu']}, batch {min_batch}-{max_batch}, "
                f"{man['build_seconds']} s)")

@@ -3,7 +3,7 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import data_options, progress_option
+from wrn_deploy.commands.options import data_options, force_option, progress_option
 
 
 @click.command(name="eval")
@@ -26,14 +26,16 @@ from wrn_deploy.commands.options import data_options, progress_option
               help="FP16 gate, %.")
 @click.option("--max-int8-drop", type=float, default=limits.INT8_MAX_DROP, show_default=True, help="INT8 gate, points.")
 @click.option("--allow-calibration-overlap", is_flag=True, help="Score an INT8 model on its calibration images.")
+@click.option("--allow-other-data", is_flag=True, help="Score on data other than the model's (same classes).")
 @click.option("--verify-key", type=click.Path(dir_okay=False), help="Ed25519 public key the plan must verify with.")
 @click.option("--allow-host-code", is_flag=True, help="Let a trusted version-compatible plan run its host code.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Prefix for REPORT.json and REPORT.md "
               "[default: beside each candidate; only with one candidate].")
+@force_option
 @progress_option
-def eval_(engine, onnx, checkpoint, reference, data, data_dir, split, limit, batch, provider, device,
-          min_agreement, min_fp16_agreement, max_int8_drop, allow_calibration_overlap, verify_key, allow_host_code,
-          report, progress):
+def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, split, limit, batch, provider, device,
+          min_agreement, min_fp16_agreement, max_int8_drop, allow_calibration_overlap, allow_other_data, verify_key,
+          allow_host_code, report, force, progress):
     """Check candidates' accuracy parity with the PyTorch FP32 model on the same images.
 
     Several candidates (repeat the options) share one reference run. Exit code 0 when every gate of
@@ -42,8 +44,8 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, split, limit, bat
     import sys
 
     from wrn_deploy.errors import UserError
-    from wrn_deploy.fileio import write_json, write_text
-    from wrn_deploy.parity.evaluate import EvalOptions, evaluate
+    from wrn_deploy.fileio import check_output, write_json, write_text
+    from wrn_deploy.parity.evaluate import EvalOptions, evaluate, input_files
     from wrn_deploy.parity.report import markdown, terminal
 
     paths = [*engine, *onnx, *checkpoint]
@@ -54,13 +56,18 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, split, limit, bat
     opts = EvalOptions(data=data, data_dir=data_dir, split=split, limit=limit, batch=batch, reference=reference,
                        device=device, provider=provider,
                        gates=limits.Gates(min_agreement, min_fp16_agreement, max_int8_drop),
-                       allow_calibration_overlap=allow_calibration_overlap, verify_key=verify_key,
+                       allow_calibration_overlap=allow_calibration_overlap, allow_other_data=allow_other_data,
+                       skip_bad_images=skip_bad_images, verify_key=verify_key,
                        allow_host_code=allow_host_code, progress=progress)
+    prefixes = [report] if report else [f"{p}.eval" for p in paths]
+    inputs = input_files(paths, opts)
+    for prefix in prefixes:  # checked before any work, so a refused report costs nothing
+        for suffix in (".json", ".md"):
+            check_output(f"{prefix}{suffix}", inputs, force)
     reports = evaluate(paths, opts)
     for rep in reports:  # the verdict first: a report that cannot be written loses nothing shown
         click.echo(terminal(rep))
-    for rep in reports:
-        prefix = report or f"{rep['candidate']['path']}.eval"
+    for prefix, rep in zip(prefixes, reports):
         write_json(f"{prefix}.json", rep)
         write_text(f"{prefix}.md", markdown(rep))
         click.echo(f"report: {prefix}.json, {prefix}.md")

@@ -3,7 +3,7 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import data_options
+from wrn_deploy.commands.options import data_options, force_option
 
 
 @click.command()
@@ -18,7 +18,10 @@ from wrn_deploy.commands.options import data_options
               help="Compare ONNX Runtime CPU with PyTorch on test images before keeping the file.")
 @data_options("the checkpoint's")
 @click.option("--verify-images", type=click.IntRange(8), default=limits.VERIFY_IMAGES, show_default=True)
-def export(checkpoint, output, fp16, fp16_io, batch, opset, verify, data, data_dir, verify_images):
+@click.option("--allow-other-data", is_flag=True, help="Verify on data other than the checkpoint's (same classes).")
+@force_option
+def export(checkpoint, output, fp16, fp16_io, batch, opset, verify, data, data_dir, skip_bad_images, verify_images,
+           allow_other_data, force):
     """Export CHECKPOINT to ONNX with dropout removed and BatchNorm folded.
 
     \b
@@ -33,5 +36,6 @@ def export(checkpoint, output, fp16, fp16_io, batch, opset, verify, data, data_d
     if fp16_io and not fp16:
         raise UserError("--fp16-io needs --fp16")
     opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, batch=batch, opset=opset, verify=verify, data=data,
-                         data_dir=data_dir, verify_images=verify_images)
-    click.echo(format_report(export_checkpoint(checkpoint, output, opts)))
+                         data_dir=data_dir, verify_images=verify_images, allow_other_data=allow_other_data,
+                         skip_bad_images=skip_bad_images)
+    click.echo(format_report(export_checkpoint(checkpoint, output, opts, force)))

@@ -9,6 +9,8 @@ def data_options(default_help: str = "the model's", default: str | None = None):
     """``--data NAME`` and ``--data-dir DIR``: which dataset's images a command uses."""
 
     def decorate(f):
+        f = click.option("--skip-bad-images", is_flag=True,
+                         help="Leave out unreadable images (and say how many) instead of stopping.")(f)
         f = click.option("--data-dir", type=click.Path(file_okay=False),
                          help="Where the dataset lives (torchvision files or train/ and test/ class folders).")(f)
         shown = {"default": default, "show_default": True} if default else {}
@@ -16,6 +18,10 @@ def data_options(default_help: str = "the model's", default: str | None = None):
                             help="Dataset" + ("." if default else f" [default: {default_help}]."))(f)
 
     return decorate
+
+
+def force_option(f):
+    return click.option("--force", is_flag=True, help="Replace existing outputs (never an input).")(f)
 
 
 def progress_option(f):

@@ -3,7 +3,7 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import data_options, progress_option
+from wrn_deploy.commands.options import data_options, force_option, progress_option
 
 
 @click.command()
@@ -27,9 +27,11 @@ from wrn_deploy.commands.options import data_options, progress_option
 @click.option("--max-drop", type=click.FloatRange(0), default=limits.INT8_MAX_DROP, show_default=True,
               help="Largest allowed top-1 drop (points) against FP32 on held-out training images.")
 @click.option("--no-guard", is_flag=True, help="Skip the layer-exclusion search (still report the drop).")
+@click.option("--allow-other-data", is_flag=True, help="Calibrate on data other than the model's (same classes).")
+@force_option
 @progress_option
-def quantize(model, output, data, data_dir, calib_size, calib_split, calib_seed, calib_dir, method,
-             percentile, target, rest, max_drop, no_guard, progress):
+def quantize(model, output, data, data_dir, skip_bad_images, calib_size, calib_split, calib_seed, calib_dir, method,
+             percentile, target, rest, max_drop, no_guard, allow_other_data, force, progress):
     """Quantize an FP32 MODEL to explicit INT8 (QuantizeLinear/DequantizeLinear) ONNX.
 
     \b
@@ -42,5 +44,7 @@ def quantize(model, output, data, data_dir, calib_size, calib_split, calib_seed,
 
     opts = QuantOptions(spec=QuantSpec(target, method, percentile, rest), data=data, data_dir=data_dir,
                         calib_size=calib_size, seed=calib_seed, split=calib_split, calib_dir=calib_dir,
-                        max_drop=None if no_guard else max_drop, progress=progress)
-    click.echo(format_report(quantize_onnx(model, output, opts)))
+                        max_drop=None if no_guard else max_drop, allow_other_data=allow_other_data,
+                        skip_bad_images=skip_bad_images,
+                        progress=progress)
+    click.echo(format_report(quantize_onnx(model, output, opts, force)))

@@ -26,11 +26,12 @@ from wrn_deploy.commands.options import data_options, progress_option
 @click.option("--sync-bn", is_flag=True, help="SyncBatchNorm across GPUs under torchrun (CUDA only).")
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels (bit-exact resume on CPU).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.safetensors.")
+@click.option("--force", is_flag=True, help="Replace the run already in OUT (its checkpoints are lost).")
 @click.option("--workers", type=click.IntRange(0), default=4, show_default=True,
               help="Loader processes for on-disk (ImageNet-size) datasets.")
 @progress_option
-def train(arch, data, data_dir, out, epochs, batch_size, lr, dropout, weight_decay, augment, seed,
-          val_size, device, amp, channels_last, compile_, sync_bn, deterministic, resume, workers, progress):
+def train(arch, data, data_dir, skip_bad_images, out, epochs, batch_size, lr, dropout, weight_decay, augment, seed,
+          val_size, device, amp, channels_last, compile_, sync_bn, deterministic, resume, force, workers, progress):
     """Train a WRN with the recipe from models/ (flags override it).
 
     \b
@@ -38,6 +39,8 @@ def train(arch, data, data_dir, out, epochs, batch_size, lr, dropout, weight_dec
     once at the end), OUT/last.safetensors (for --resume), a JSON card beside each,
     OUT/metrics.jsonl, OUT/curves.png and OUT/summary.json. Several GPUs: torchrun --nproc-per-node N.
     """
+    import re
+
     import torch
 
     from wrn_deploy.arch import parse_arch
@@ -48,15 +51,20 @@ def train(arch, data, data_dir, out, epochs, batch_size, lr, dropout, weight_dec
 
     spec = parse_arch(arch)
     entry = find_recipe(spec.name, data)
+    if resume and force:
+        raise UserError("--resume continues the run in OUT and --force replaces it: choose one")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise UserError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
     elif device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU")
     cfg = TrainConfig.from_recipe(
         entry, arch=spec.name, dataset=data, out=out or f"runs/{spec.name}-{data}", data_dir=data_dir,
         epochs=epochs, batch_size=batch_size, lr=lr, dropout=dropout, weight_decay=weight_decay, augment=augment,
         seed=seed, val_size=val_size, device=device, amp=amp, channels_last=channels_last, compile=compile_,
-        sync_bn=sync_bn, deterministic=deterministic, resume=resume, workers=workers, progress=progress)
+        sync_bn=sync_bn, deterministic=deterministic, resume=resume, force=force, workers=workers,
+        progress=progress, skip_bad_images=skip_bad_images)
     summary = Trainer(cfg).run()
     if summary:
         click.echo(f"best epoch {summary['best_epoch']}: validation {summary['val_acc']:.2f}%, "

@@ -53,23 +53,26 @@ def _synthetic() -> tuple:
     return split("train", 1), split("test", 2), list(CLASSES), "built-in"
 
 
-def _raw(name: str, data_dir: Path | None, progress: bool) -> tuple:
+def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool) -> tuple:
+    """(train, test, classes, source, images skipped as unreadable)."""
     if name == "synthetic":
-        return _synthetic()
+        return (*_synthetic(), 0)
     if data_dir is None:
         data_dir = Path.home() / ".cache" / "wrn-deploy" / "data" / name
+    elif not Path(data_dir).is_dir():  # a typo must not become a new, empty folder
+        raise UserError(f"--data-dir {data_dir} does not exist")
     data_dir = Path(data_dir)
     if TABLE[name].source == "folder" or find_split_dir(data_dir, True):
-        train, classes = load_folder(data_dir, True, progress)
-        test, test_classes = load_folder(data_dir, False, progress)
+        train, classes, skipped_train = load_folder(data_dir, True, progress, skip_bad)
+        test, test_classes, skipped_test = load_folder(data_dir, False, progress, skip_bad)
         if test_classes != classes:
             raise UserError(f"class folders of train/ and the test split differ in {data_dir}")
-        return train, test, classes, f"folder:{data_dir.resolve()}"
+        return train, test, classes, f"folder:{data_dir.resolve()}", skipped_train + skipped_test
     if name in ("cifar10", "cifar100"):
         (train, classes), (test, _) = load_cifar(name, data_dir, True), load_cifar(name, data_dir, False)
     else:
         (train, classes), (test, _) = load_svhn(data_dir, True), load_svhn(data_dir, False)
-    return train, test, classes, f"torchvision:{data_dir.resolve()}"
+    return train, test, classes, f"torchvision:{data_dir.resolve()}", 0
 
 
 def _hold_out(train, val_size: int, seed: int) -> tuple:
@@ -91,22 +94,30 @@ def _mean_std(name: str, train) -> tuple:
     if not isinstance(train, TensorSplit):
         return IMAGENET_STATS
     x = train.images.float().div_(255)
+    # A channel that never varies (a grey-scale set saved as RGB, say) must not divide by zero.
     return tuple(round(v, 4) for v in x.mean((0, 2, 3)).tolist()), tuple(
-        round(v, 4) for v in x.std((0, 2, 3)).tolist())
+        max(round(v, 4), 1 / 255) for v in x.std((0, 2, 3)).tolist())
 
 
 def load_dataset(name: str, data_dir=None, val_size: int | None = None, split_seed: int = 0,
-                 progress: bool = True) -> Dataset:
+                 progress: bool = True, skip_bad: bool = False) -> Dataset:
+    """The dataset's splits and its identity: name, source, class names, split sizes, content digests.
+    With ``skip_bad``, unreadable images are left out (and counted) instead of stopping the load."""
     if name not in TABLE:
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(NAMES)}")
-    train_full, test, classes, source = _raw(name, data_dir, progress)
+    train_full, test, classes, source, skipped = _raw(name, data_dir, progress, skip_bad)
     if val_size is None:
         val_size = TABLE[name].default_val or min(5000, len(train_full) // 10)
     train, val = _hold_out(train_full, val_size, split_seed)
     mean, std = _mean_std(name, train)
-    identity = {"name": name, "source": source, "classes": len(classes), "train": len(train),
-                "val": len(val), "test": len(test), "val_size": val_size, "split_seed": split_seed,
-                "train_sha256": train_full.digest(), "test_sha256": test.digest()}
+    identity = {"name": name, "source": source, "classes": len(classes), "class_names": list(classes),
+                "train": len(train), "val": len(val), "test": len(test), "val_size": val_size,
+                "split_seed": split_seed, "train_sha256": train_full.digest(), "test_sha256": test.digest(),
+                "skipped_unreadable": skipped}
+    if skipped:
+        import sys
+
+        print(f"warning: skipped {skipped} unreadable image(s) in {source} (--skip-bad-images)", file=sys.stderr)
     return Dataset(name, classes, train, val, test, mean, std, identity)
 
 
@@ -152,11 +163,14 @@ class Selection:
         return torch.cat([x for x, _ in batches(self.part, 64, "cpu", size=self.size, workers=0)])
 
 
-def for_card(card, split: str, data: str | None = None, data_dir=None, progress: bool = False) -> Selection:
+def for_card(card, split: str, data: str | None = None, data_dir=None, progress: bool = False,
+             allow_other_data: bool = False, skip_bad: bool = False) -> Selection:
     """The ``split`` ('train', 'val' or 'test') of the card's dataset, or of ``data`` when given.
 
     On the card's own dataset, 'val' and 'train' are exactly the training run's held-out and training
-    parts (the card records the held-out size and seed). The classes must match the model's.
+    parts (the card records the held-out size and seed). The class names must be the model's, in
+    order; other data (another dataset, or images whose digest differs from the card's record) is
+    refused unless ``allow_other_data``.
     """
     ident = card.dataset or {}
     name = data or ident.get("name")
@@ -164,11 +178,35 @@ def for_card(card, split: str, data: str | None = None, data_dir=None, progress:
         raise UserError("the model's card names no dataset: pass --data")
     same = ident.get("name") == name
     ds = load_dataset(name, data_dir, ident.get("val_size") if same else None,
-                      ident.get("split_seed", 0) if same else 0, progress=progress)
-    if ds.num_classes != card.num_classes:
-        raise UserError(f"{name} has {ds.num_classes} classes; the model has {card.num_classes}")
+                      ident.get("split_seed", 0) if same else 0, progress=progress, skip_bad=skip_bad)
+    check_identity(card, ds, split, allow_other_data)
     part = ds.split(split)
     if isinstance(part, TensorSplit) and tuple(part.images.shape[1:]) != (3, card.input_size, card.input_size):
         c, h, w = part.images.shape[1:]
         raise UserError(f"{name} images are {c}x{h}x{w}; the model takes 3x{card.input_size}x{card.input_size}")
     return Selection(name, split, part, card.input_size, ds.identity, ds.classes)
+
+
+def _classes_differ(theirs: list, ours: tuple) -> str:
+    if len(theirs) != len(ours):
+        return f"has {len(theirs)} classes; the model has {len(ours)}"
+    i = next(i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b)
+    return f"names class {i} {theirs[i]!r}; the model calls it {ours[i]!r} (labels would shift)"
+
+
+def check_identity(card, ds: Dataset, split: str, allow_other_data: bool) -> None:
+    """The data must be what the model knows: its class names in order, always; its images (the
+    dataset's name and the split's content digest in the card), unless ``allow_other_data``."""
+    if list(ds.classes) != list(card.classes):
+        raise UserError(f"{ds.name} {_classes_differ(list(ds.classes), card.classes)}")
+    ident = card.dataset or {}
+    key = "test_sha256" if split == "test" else "train_sha256"
+    if ident.get("name") and ident["name"] != ds.name:
+        problem = f"the model was trained on {ident['name']}; these are {ds.name} images"
+    elif ident.get(key) and ident[key] != ds.identity[key]:
+        problem = (f"the {ds.name} {'test' if split == 'test' else 'training'} images differ from those the "
+                   f"model's card records (content digest {ds.identity[key][:12]}, card {ident[key][:12]})")
+    else:
+        return
+    if not allow_other_data:
+        raise UserError(f"{problem}; pass --allow-other-data to use them anyway")

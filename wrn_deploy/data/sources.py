@@ -5,6 +5,7 @@ whole set on the GPU and augment there. Larger images (ImageNet) stay on disk be
 """
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,11 @@ class TensorSplit:
         h.update(self.labels.numpy().tobytes())
         return h.hexdigest()
 
+    def image_digests(self) -> list:
+        """SHA-256 of each image's pixels (uint8, C x H x W): equal images have equal digests,
+        whatever file or id they came from."""
+        return [hashlib.sha256(x.numpy().tobytes()).hexdigest() for x in self.images]
+
 
 @dataclass
 class FolderSplit:
@@ -72,6 +78,12 @@ class FolderSplit:
 
     def digest(self) -> str:
         return hashlib.sha256("\n".join(self.ids).encode()).hexdigest()
+
+    def image_digests(self) -> list:
+        """SHA-256 of each image file's bytes."""
+        from wrn_deploy.fileio import sha256_file
+
+        return [sha256_file(self.folder.samples[i][0]) for i in self.indices]
 
 
 def _need(data_dir: Path, what: str, name: str):
@@ -122,43 +134,154 @@ def find_split_dir(root: Path, train: bool) -> Path | None:
     return None
 
 
-def load_folder(root: Path, train: bool, progress: bool = True) -> tuple[object, list]:
-    """An ImageFolder split: a TensorSplit for small images, else a FolderSplit."""
+def check_links(split_dir: Path) -> None:
+    """Refuse links that would change which images a class has: folder links (they can loop, as
+    ``cat/loop -> ..`` does, or copy a class into another) and file links leaving the dataset."""
+    root = split_dir.parent.resolve()
+    for dirpath, dirnames, filenames in os.walk(split_dir):  # does not follow folder links
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            if not p.is_symlink():
+                continue
+            target = Path(os.path.realpath(p))
+            if p.is_dir() or name in dirnames:
+                raise UserError(f"{p} is a link to the folder {target}; class folders must be real folders")
+            if root not in target.parents:
+                raise UserError(f"{p} links outside the dataset folder {root} (to {target}); refusing it")
+
+
+def image_size(path) -> tuple:
+    """(width, height) from the image header, or a one-line error naming the file."""
+    from PIL import Image
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise BadImage(path, e) from None
+
+
+class BadImage(UserError):
+    def __init__(self, path, error):
+        from PIL import Image
+
+        if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+            why = f"it has more pixels than PIL's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS})"
+        else:
+            why = str(error).splitlines()[0] if str(error) else type(error).__name__
+        super().__init__(f"cannot decode image {path}: {why} (--skip-bad-images skips such files)")
+        self.path = path
+
+
+def decode_rgb(path) -> np.ndarray:
+    """An image file as an H x W x 3 uint8 array; PIL's decompression-bomb limit stays on and is an
+    error, not a warning."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise BadImage(path, e) from None
+
+
+def _kind_of_sizes(folder) -> bool:
+    """True when the images are small (held in memory), False when large; a mix is an error.
+    Up to 64 images spread over the set are looked at (headers only)."""
+    samples = folder.samples
+    step = max(1, len(samples) // 64)
+    small, large = None, None
+    for path, _ in samples[::step] + samples[-1:]:
+        try:
+            w, h = image_size(path)
+        except BadImage:
+            continue  # judged (and reported or skipped) when decoded
+        if max(w, h) <= SMALL_MAX:
+            small = small or (path, w, h)
+        else:
+            large = large or (path, w, h)
+    if small and large:
+        raise UserError(f"images of very different sizes in {folder.root}: {small[0]} is {small[1]}x{small[2]}, "
+                        f"{large[0]} is {large[1]}x{large[2]}; give one size per dataset")
+    return large is None
+
+
+def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool = False) -> tuple[object, list, int]:
+    """An ImageFolder split (a TensorSplit for small images, else a FolderSplit), its classes and the
+    number of unreadable images skipped (with ``skip_bad``; otherwise the first is an error)."""
     split_dir = find_split_dir(root, train)
     if split_dir is None:
         want = "train/<class>/*" if train else "val/<class>/* or test/<class>/*"
         _need(root, want, "an image folder")
+    check_links(split_dir)
     from torchvision import datasets
 
     try:
-        folder = datasets.ImageFolder(str(split_dir))
-    except (FileNotFoundError, RuntimeError) as e:
-        raise UserError(f"cannot read image folder {split_dir}: {e}") from None
+        folder = datasets.ImageFolder(str(split_dir), allow_empty=False)
+    except (FileNotFoundError, RuntimeError, OSError) as e:
+        raise UserError(f"cannot read image folder {split_dir}: {str(e).splitlines()[0]}") from None
+    if _kind_of_sizes(folder):
+        split, skipped = _decode_all(folder, split_dir.parent, progress, skip_bad)
+        return split, list(folder.classes), skipped
+    skipped = _drop_unreadable(folder, skip_bad)
+    folder.loader = decode_rgb_pil
+    return FolderSplit(folder), list(folder.classes), skipped
+
+
+def decode_rgb_pil(path):
     from PIL import Image
 
-    with Image.open(folder.samples[0][0]) as first:
-        small = max(first.size) <= SMALL_MAX
-    if not small:
-        return FolderSplit(folder), list(folder.classes)
-    return _decode_all(folder, split_dir.parent, progress), list(folder.classes)
+    return Image.fromarray(decode_rgb(path))
 
 
-def _decode_all(folder, root: Path, progress: bool) -> TensorSplit:
-    from PIL import Image
+def _drop_unreadable(folder, skip_bad: bool) -> int:
+    """Header check of every file of a large-image set; unreadable ones are an error or dropped."""
+    keep = []
+    for sample in folder.samples:
+        try:
+            image_size(sample[0])
+            keep.append(sample)
+        except BadImage:
+            if not skip_bad:
+                raise
+    skipped = len(folder.samples) - len(keep)
+    folder.samples = folder.imgs = keep
+    folder.targets = [t for _, t in keep]
+    return skipped
+
+
+def _decode_all(folder, root: Path, progress: bool, skip_bad: bool) -> tuple:
     from tqdm import tqdm
 
     first = None
     arrays, labels, ids = [], [], []
-    it = tqdm(folder.samples, desc=f"decoding {Path(folder.root).name}", unit="img",
-              disable=not progress, leave=False)
-    for path, label in it:
-        with Image.open(path) as im:
-            a = np.asarray(im.convert("RGB"))
-        first = first or a.shape
-        if a.shape != first:
-            raise UserError(f"{path} is {a.shape[1]}x{a.shape[0]}, others are {first[1]}x{first[0]}")
-        arrays.append(a)
-        labels.append(label)
-        ids.append(str(Path(path).relative_to(root)))
+    skipped = 0
+    with tqdm(folder.samples, desc=f"decoding {Path(folder.root).name}", unit="img",
+              disable=not progress, leave=False) as it:  # closed (and cleared) on errors too
+        for path, label in it:
+            try:
+                a = decode_rgb(path)
+            except BadImage:
+                if not skip_bad:
+                    raise
+                skipped += 1
+                continue
+            first = first or a.shape
+            if a.shape != first:
+                raise UserError(f"{path} is {a.shape[1]}x{a.shape[0]}, others are {first[1]}x{first[0]}; "
+                                "give one size per dataset")
+            arrays.append(a)
+            labels.append(label)
+            ids.append(str(Path(path).relative_to(root)))
+    if not arrays:
+        raise UserError(f"no readable image in {folder.root}")
     images = torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy())
-    return TensorSplit(images, torch.tensor(labels, dtype=torch.int64), ids)
+    return TensorSplit(images, torch.tensor(labels, dtype=torch.int64), ids), skipped

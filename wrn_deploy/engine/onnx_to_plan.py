@@ -5,6 +5,8 @@ Written against the documented Python API (see docs/tensorrt.md for what has and
 real TensorRT); the CPU test suite drives it through a stand-in module with the 11.x surface.
 """
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from wrn_deploy.card import Card, Step, read_card, versions
 from wrn_deploy.engine import manifest as M
 from wrn_deploy.engine.trt_api import import_tensorrt, require_cuda
 from wrn_deploy.errors import UserError
-from wrn_deploy.fileio import atomic_output, sha256_file, write_json
+from wrn_deploy.fileio import atomic_output, check_output, sha256_file
 
 HW_COMPAT = ("none", "ampere_plus", "same_compute_capability")
 
@@ -91,15 +93,24 @@ def plan_card(card: Card, onnx_path: Path, opts: BuildOptions, trt_version: str)
     return card.derive("plan", onnx_path, step)
 
 
-def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None) -> dict:
-    """Build, write the plan and its manifest atomically, optionally sign; return the manifest."""
+def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None, force: bool = False) -> dict:
+    """Build, then write the plan, its manifest and (with a key) its signature; return the manifest.
+
+    Everything that can be refused is refused before the build: outputs that exist (without
+    ``force``) or are inputs, an unreadable signing key. A rebuild without a key removes the old
+    signature, which would no longer match.
+    """
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
     check_options(opts)
+    inputs = (onnx_path, sign_key)
+    for out in (plan_path, M.manifest_path(plan_path), M.signature_path(plan_path)):
+        check_output(out, inputs, force)
+    if opts.timing_cache:  # a cache, rewritten on purpose; but never over an input or the plan
+        check_output(opts.timing_cache, (*inputs, plan_path), force=True)
+    key = M.load_private_key(sign_key) if sign_key else None
     card = read_card(onnx_path)
     if card.kind != "onnx":
         raise UserError(f"{onnx_path} is a {card.kind}; build takes an ONNX file made by export or quantize")
-    if not plan_path.parent.is_dir():
-        raise UserError(f"output folder {plan_path.parent} does not exist")
     trt = import_tensorrt()
     torch = require_cuda()
     logger = _logger(trt)
@@ -111,19 +122,26 @@ def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None) -> dic
     if plan is None:
         raise UserError("TensorRT could not build the engine: " + " | ".join(logger.messages[-8:]))
     seconds = time.perf_counter() - t0
+    data = bytes(plan)
+    man = {"format": M.FORMAT, "tensorrt_version": trt.__version__,
+           "gpu": torch.cuda.get_device_name(), "compute_capability": list(torch.cuda.get_device_capability()),
+           "cuda_version": torch.version.cuda, "build": asdict(opts), "build_seconds": round(seconds, 1),
+           "profile": {"min": opts.min_batch, "opt": opts.opt_batch, "max": opts.max_batch},
+           "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path),
+           "plan_sha256": hashlib.sha256(data).hexdigest(), "plan_bytes": len(data),
+           "card": plan_card(card, onnx_path, opts, trt.__version__).to_dict()}
+    manifest_bytes = (json.dumps(man, indent=2) + "\n").encode()
     if opts.timing_cache:
         with atomic_output(opts.timing_cache) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
     with atomic_output(plan_path) as tmp:
-        tmp.write_bytes(bytes(plan))
-        man = {"format": M.FORMAT, "tensorrt_version": trt.__version__,
-               "gpu": torch.cuda.get_device_name(), "compute_capability": list(torch.cuda.get_device_capability()),
-               "cuda_version": torch.version.cuda, "build": asdict(opts), "build_seconds": round(seconds, 1),
-               "profile": {"min": opts.min_batch, "opt": opts.opt_batch, "max": opts.max_batch},
-               "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path),
-               "plan_sha256": sha256_file(tmp), "plan_bytes": tmp.stat().st_size,
-               "card": plan_card(card, onnx_path, opts, trt.__version__).to_dict()}
-        write_json(M.manifest_path(plan_path), man)
-    if sign_key:
-        M.sign(plan_path, sign_key)
+        tmp.write_bytes(data)
+    with atomic_output(M.manifest_path(plan_path)) as tmp:
+        tmp.write_bytes(manifest_bytes)
+    sig = M.signature_path(plan_path)
+    if key is not None:
+        with atomic_output(sig) as tmp:
+            tmp.write_text(M.sign_bytes(key, data, manifest_bytes))
+    elif sig.exists():
+        sig.unlink()  # a signature of the previous plan: it would fail, or worse, mislead
     return man

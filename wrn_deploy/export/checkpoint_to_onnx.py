@@ -13,7 +13,7 @@ from wrn_deploy.errors import UserError
 from wrn_deploy.export.onnx_export import DEFAULT_OPSET, INPUT, check_model, check_opset, export_onnx
 from wrn_deploy.export.prepare import prepare_for_export
 from wrn_deploy.export.report import graph_report
-from wrn_deploy.fileio import atomic_output, write_json
+from wrn_deploy.fileio import atomic_output, check_output, write_json
 from wrn_deploy.limits import VERIFY_IMAGES
 
 
@@ -27,6 +27,8 @@ class ExportOptions:
     data: str | None = None        # whose test images to verify on [default: the card's dataset]
     data_dir: str | None = None
     verify_images: int = VERIFY_IMAGES
+    allow_other_data: bool = False
+    skip_bad_images: bool = False
 
 
 def onnx_card(card: Card, checkpoint: Path, opts: ExportOptions) -> Card:
@@ -37,17 +39,26 @@ def onnx_card(card: Card, checkpoint: Path, opts: ExportOptions) -> Card:
                        input=InputSpec(name=INPUT, dtype=io, batch=opts.batch, normalized_in_graph=True))
 
 
-def export_checkpoint(checkpoint, output, opts: ExportOptions) -> dict:
+def report_path(output: Path) -> Path:
+    return output.with_suffix(".report.json")
+
+
+def export_checkpoint(checkpoint, output, opts: ExportOptions, force: bool = False) -> dict:
     from wrn_deploy.data import for_card
 
     checkpoint, output = Path(checkpoint), Path(output)
     check_opset(opts.opset)
-    if not output.parent.is_dir():
-        raise UserError(f"output folder {output.parent} does not exist")
+    inputs = (checkpoint, checkpoint.with_suffix(".json"))
+    for out in (output, report_path(output)):
+        check_output(out, inputs, force)
     model, card = model_from_checkpoint(checkpoint)
     prepared, prep = prepare_for_export(model)
     net = Normalized(prepared, card.mean, card.std).eval()
-    chosen = for_card(card, "test", opts.data, opts.data_dir).first(opts.verify_images) if opts.verify else None
+    chosen = None
+    if opts.verify:
+        chosen = for_card(card, "test", opts.data, opts.data_dir, allow_other_data=opts.allow_other_data,
+                          skip_bad=opts.skip_bad_images)
+        chosen = chosen.first(opts.verify_images)
     new_card = onnx_card(card, checkpoint, opts)
     fp16_notes = None
     target = net
@@ -69,5 +80,5 @@ def export_checkpoint(checkpoint, output, opts: ExportOptions) -> dict:
         report = {"output": str(output), "precision": str(new_card.precision), "card": new_card.to_dict(),
                   "prepare": prep.to_dict(), "graph": graph_report(tmp), "fp16": fp16_notes,
                   "verification": figures}
-    write_json(output.with_suffix(".report.json"), report)
+    write_json(report_path(output), report)
     return report

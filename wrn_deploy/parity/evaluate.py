@@ -26,6 +26,8 @@ class EvalOptions:
     provider: str = "cpu"
     gates: Gates = field(default_factory=Gates)
     allow_calibration_overlap: bool = False
+    allow_other_data: bool = False
+    skip_bad_images: bool = False
     verify_key: str | None = None
     allow_host_code: bool = False
     progress: bool = True
@@ -73,21 +75,40 @@ def reference_checkpoint(card: Card | None, opts: EvalOptions) -> Path:
     return Path(origin.path)
 
 
-def check_overlap(card: Card | None, ids: list, opts: EvalOptions) -> int:
-    calib = set((card.quantization if card else {}).get("calibration_ids", []))
-    overlap = len(calib & set(ids))
+def check_overlap(card: Card | None, digests: list, opts: EvalOptions) -> int:
+    """How many evaluation images are, by content, images that calibrated the model (a copy under
+    another name counts); refused unless allowed."""
+    calib = set((card.quantization if card else {}).get("calibration_image_sha256", []))
+    overlap = sum(1 for d in digests if d in calib)
     if overlap and not opts.allow_calibration_overlap:
-        raise UserError(f"{overlap} of the {len(ids)} evaluation images calibrated this model; evaluate on "
-                        "other images, or pass --allow-calibration-overlap to score it anyway")
+        raise UserError(f"{overlap} of the {len(digests)} evaluation images calibrated this model (same pixels); "
+                        "evaluate on other images, or pass --allow-calibration-overlap to score it anyway")
     return overlap
 
 
-def _same_model(cards: list) -> Card:
-    first = cards[0]
-    for c in cards[1:]:
+def _same_model(cards: list, reference: Card, ref_path) -> Card:
+    """The candidates and the reference must be one model: architecture, classes and input size."""
+    first = cards[0] if cards else reference
+    for c in [*cards[1:], reference]:
         if (c.arch, c.classes, c.input_size) != (first.arch, first.classes, first.input_size):
-            raise UserError(f"the candidates are different models ({first.arch} vs {c.arch}); evaluate them apart")
+            what = "the reference " + str(ref_path) if c is reference else "the candidates"
+            raise UserError(f"{what}: a {c.arch} with {c.num_classes} classes at {c.input_size} px does not match "
+                            f"the {first.arch} with {first.num_classes} classes at {first.input_size} px")
     return first
+
+
+def input_files(paths: list, opts: EvalOptions) -> list:
+    """Every file eval reads: the candidates, the reference, and their cards, manifests and signatures
+    (what no report may overwrite)."""
+    files = [Path(p) for p in paths]
+    for p in paths:
+        try:
+            files.append(reference_checkpoint(read_card(p), opts))
+        except UserError:
+            pass  # evaluate() will say what is wrong with it
+    if opts.reference:
+        files.append(Path(opts.reference))
+    return files + [q for f in files for q in (f.with_suffix(".json"), Path(f"{f}.json"), Path(f"{f}.sig"))]
 
 
 def evaluate(paths: list, opts: EvalOptions) -> list:
@@ -103,11 +124,13 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
     ref_path = refs.pop()
     ref_runner = runner_for(ref_path)
     ref_runner.check()
-    model = _same_model([c.card for c in cands if c.card] or [read_card(ref_path)])
-    chosen = for_card(model, opts.split, opts.data, opts.data_dir, progress=opts.progress)
+    model = _same_model([c.card for c in cands if c.card], read_card(ref_path), ref_path)
+    chosen = for_card(model, opts.split, opts.data, opts.data_dir, progress=opts.progress,
+                      allow_other_data=opts.allow_other_data, skip_bad=opts.skip_bad_images)
     if opts.limit:
         chosen = chosen.first(opts.limit)
-    overlaps = [check_overlap(c.card, chosen.ids, opts) for c in cands]
+    digests = chosen.part.image_digests()
+    overlaps = [check_overlap(c.card, digests, opts) for c in cands]
     images, labels = chosen.images(), chosen.labels.numpy()
     results = run_all({i: c.runner for i, c in enumerate(cands)}, images, opts.batch, opts.progress)
     ref = run(ref_runner, images, opts.batch, opts.progress)
@@ -119,7 +142,8 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
                              "seconds": round(res.seconds, 2)},
                "reference": {"path": str(ref_path), "runner": ref.runner, "seconds": round(ref.seconds, 2)},
                "data": {"dataset": chosen.dataset, "split": opts.split, "images": len(chosen),
-                        "calibration_overlap": overlaps[i]},
+                        "calibration_overlap": overlaps[i],
+                        "skipped_unreadable": chosen.identity.get("skipped_unreadable", 0)},
                **compare(ref, res, labels, c.compute, opts.gates),
                "versions": _versions(), "torch_threads": torch.get_num_threads()}
         reports.append(rep)

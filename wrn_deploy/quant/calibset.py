@@ -29,11 +29,13 @@ class CalibrationData:
     split: str
 
 
-def choose(card, data: str | None, data_dir, size: int, seed: int, split: str = "val") -> CalibrationData:
+def choose(card, data: str | None, data_dir, size: int, seed: int, split: str = "val",
+           allow_other_data: bool = False, skip_bad: bool = False) -> CalibrationData:
     if size < CALIB_MIN_IMAGES:
         raise UserError(f"--calib-size {size} is too small: calibration needs at least {CALIB_MIN_IMAGES} images")
-    pool = for_card(card, split, data, data_dir)
-    held_out = pool if split == "val" else for_card(card, "val", data, data_dir)
+    kw = dict(allow_other_data=allow_other_data, skip_bad=skip_bad)
+    pool = for_card(card, split, data, data_dir, **kw)
+    held_out = pool if split == "val" else for_card(card, "val", data, data_dir, **kw)
     if size >= len(pool):
         raise UserError(f"--calib-size {size} leaves no {split} images for the accuracy guard "
                         f"({len(pool)} available)")
@@ -56,7 +58,7 @@ def make_manifest(data: CalibrationData, model_sha256: str, target: str, method:
             "seed": seed, "size": len(data.calib), "method": method,
             "percentile": percentile if method == "percentile" else None,
             "ids_sha256": ids_digest(data.calib.ids), "images_sha256": data.calib.part.digest(),
-            "ids": data.calib.ids, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "ids": data.calib.ids, "image_sha256": data.calib.part.image_digests(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def calibration_folder(root: Path, arch: str, manifest: dict) -> Path:

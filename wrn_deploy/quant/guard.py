@@ -19,6 +19,7 @@ class GuardResult:
     agreement: float
     steps: list = field(default_factory=list)   # [{"excluded": [...], "int8_top1": x, "drop": d}]
     ranking: list = field(default_factory=list)  # [(node, logit mse)] most sensitive first
+    drop_ci95: tuple = (0.0, 0.0)                # bootstrap 95% interval of the drop, points
 
     @property
     def drop(self) -> float:
@@ -27,6 +28,15 @@ class GuardResult:
 
 def logits(path, images: torch.Tensor) -> np.ndarray:
     return run(OrtRunner(path), images, BATCH).logits
+
+
+def drop_interval(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels) -> tuple:
+    """95% bootstrap interval of the top-1 drop (FP32 minus INT8), in points, pairing the images."""
+    from wrn_deploy.parity.stats import bootstrap_diff_ci
+
+    labels = np.asarray(labels)
+    lo, hi = bootstrap_diff_ci(fp32_logits.argmax(1) == labels, int8_logits.argmax(1) == labels)
+    return -hi + 0.0, -lo + 0.0
 
 
 def top1(pred: np.ndarray, labels) -> float:

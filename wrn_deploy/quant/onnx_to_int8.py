@@ -1,15 +1,14 @@
 """FP32 ONNX -> INT8 Q/DQ ONNX: choose calibration images, calibrate (or reuse cached ranges),
 quantize, guard the accuracy, record everything; the output is written only when all succeed."""
 
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wrn_deploy.card import FP32, Card, read_card
 from wrn_deploy.errors import UserError
-from wrn_deploy.fileio import atomic_output, sha256_file, write_json
-from wrn_deploy.limits import CALIB_SIZE, INT8_MAX_DROP
+from wrn_deploy.fileio import atomic_output, check_output, scratch_dir, sha256_file, write_json
+from wrn_deploy.limits import CALIB_SIZE, INT8_MAX_DROP, guard_min_images
 from wrn_deploy.quant.qdq import QuantSpec
 
 
@@ -23,6 +22,8 @@ class QuantOptions:
     split: str = "val"
     calib_dir: str = "calibration"
     max_drop: float | None = INT8_MAX_DROP
+    allow_other_data: bool = False
+    skip_bad_images: bool = False
     progress: bool = True
 
 
@@ -40,20 +41,26 @@ def _check_classifier(path: Path) -> Card:
     return card
 
 
-def quantize_onnx(onnx_path, output, opts: QuantOptions) -> dict:
+def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) -> dict:
     from wrn_deploy.quant import calibset
 
     onnx_path, output = Path(onnx_path), Path(output)
-    if not output.parent.is_dir():
-        raise UserError(f"output folder {output.parent} does not exist")
+    for out in (output, output.with_suffix(".report.json")):
+        check_output(out, (onnx_path,), force)
     card = _check_classifier(onnx_path)
-    data = calibset.choose(card, opts.data, opts.data_dir, opts.calib_size, opts.seed, opts.split)
+    data = calibset.choose(card, opts.data, opts.data_dir, opts.calib_size, opts.seed, opts.split,
+                           opts.allow_other_data, opts.skip_bad_images)
+    need = guard_min_images(opts.max_drop) if opts.max_drop is not None else 0
+    if len(data.guard) < need:
+        raise UserError(f"the accuracy guard would score only {len(data.guard)} held-out images, where one image is "
+                        f"{100 / max(len(data.guard), 1):.2f} points; a {opts.max_drop:g}-point bound needs at least "
+                        f"{need}: lower --calib-size, hold out more when training (--val-size), or pass --no-guard")
     manifest = calibset.make_manifest(data, sha256_file(onnx_path), opts.spec.target, opts.spec.method,
                                       opts.spec.percentile, opts.seed)
     folder = calibset.calibration_folder(Path(opts.calib_dir), card.arch, manifest)
     cached = calibset.check_cached(folder, manifest)
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="wrn-quant-") as tmp:
+    with scratch_dir("quantize") as tmp:
         result = _quantize_and_guard(onnx_path, Path(tmp), opts, data, folder / "ranges.json", cached)
         if not cached:
             write_json(folder / "manifest.json", manifest)
@@ -85,6 +92,8 @@ def _quantize_and_guard(fp32: Path, tmp: Path, opts, data, ranges: Path, cached:
     excluded = []
     if opts.max_drop is not None and res.drop > opts.max_drop:
         excluded = _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, list(nodes))
+        got = guard.logits(int8, images)
+    res.drop_ci95 = guard.drop_interval(ref, got, labels)
     return {"path": int8, "guard": res, "excluded": excluded, "nodes": nodes, "calib_s": calib_s,
             "guard_images": len(labels)}
 
@@ -129,6 +138,7 @@ def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, 
     quant = {"target": opts.spec.target, "method": opts.spec.method, "rest": opts.spec.rest,
              "percentile": manifest["percentile"], "calibration_folder": str(folder),
              "calibration_ids_sha256": manifest["ids_sha256"], "calibration_ids": manifest["ids"],
+             "calibration_image_sha256": manifest["image_sha256"],
              "calibration_dataset": manifest["dataset"], "excluded_layers": excluded}
     # The cpu target quantizes every operator it can; what remains runs in FP32.
     rest = opts.spec.rest if opts.spec.target == "tensorrt" else "fp32"
@@ -146,7 +156,8 @@ def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, 
             "calibration": {"folder": str(folder), "images": manifest["size"], "split": manifest["split"],
                             "reused_cached_ranges": cached, "seconds": round(result["calib_s"], 2)},
             "guard": {"images": result["guard_images"], "fp32_top1": res.fp32_top1, "int8_top1": res.int8_top1,
-                      "drop": res.drop, "agreement": res.agreement, "max_drop": opts.max_drop,
+                      "drop": res.drop, "drop_ci95": list(res.drop_ci95), "agreement": res.agreement,
+                      "max_drop": opts.max_drop, "min_images": guard_min_images(opts.max_drop) if opts.max_drop else None,
                       "steps": steps, "ranking": ranking},
             "layers": layers, "sizes": {"fp32_bytes": fp32.stat().st_size, "int8_bytes": size}}
 
@@ -160,7 +171,8 @@ def format_report(rep: dict) -> str:
              f"  calibration: {c['images']} images from {c['split']}, "
              + ("cached ranges reused" if c["reused_cached_ranges"] else f"{c['seconds']:.1f} s") + f" -> {c['folder']}",
              f"  guard on {g['images']} held-out training images: FP32 {g['fp32_top1']:.2f}%  INT8 {g['int8_top1']:.2f}%  "
-             f"drop {g['drop']:+.2f} pts ({bound})  agreement {g['agreement']:.2f}%",
+             f"drop {g['drop']:+.2f} pts (95% CI {g['drop_ci95'][0]:+.2f}, {g['drop_ci95'][1]:+.2f}; {bound})  "
+             f"agreement {g['agreement']:.2f}%",
              f"  layers: {n8} of {len(rep['layers'])} Conv/Gemm in INT8"]
     for s in g["steps"]:
         lines.append(f"    kept float: {s['excluded'][-1]:<28} -> INT8 top-1 {s['int8_top1']:.2f}% (drop {s['drop']:+.2f})")

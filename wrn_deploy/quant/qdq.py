@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wrn_deploy.errors import UserError
+from wrn_deploy.fileio import scratch_dir
 from wrn_deploy.limits import CALIB_PERCENTILE
 
 METHODS = ("entropy", "percentile", "minmax")
@@ -61,7 +62,6 @@ def calibrate(model_path: Path, images, input_name: str, spec: QuantSpec, ranges
     """
     import contextlib
     import io
-    import tempfile
 
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
@@ -71,7 +71,7 @@ def calibrate(model_path: Path, images, input_name: str, spec: QuantSpec, ranges
     elif spec.method == "percentile":
         extra.update(num_bins=2048, percentile=spec.percentile)
     ops = list(QUANTIZED_OPS) if spec.target == "tensorrt" else None
-    with tempfile.TemporaryDirectory(prefix="wrn-calib-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+    with scratch_dir("calibrate") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(Path(model_path), ops, augmented_model_path=f"{tmp}/augmented.onnx",
                                        calibrate_method=_method(spec.method), extra_options=extra)
         calibrator.collect_data(calibration_reader(images, input_name))

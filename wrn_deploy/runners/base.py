@@ -70,8 +70,8 @@ class Runner:
         from tqdm import tqdm
 
         steps = range(0, len(images), batch)
-        out = [self.infer(images[i:i + batch]) for i in tqdm(steps, desc=self.name, disable=not progress, leave=False)]
-        return np.concatenate(out)
+        with tqdm(steps, desc=self.name, disable=not progress, leave=False) as bar:  # cleared on errors too
+            return np.concatenate([self.infer(images[i:i + batch]) for i in bar])
 
     def last_inference_time(self) -> float | None:
         return self.inference_times[-1] if self.inference_times else None

@@ -60,7 +60,11 @@ class OrtRunner(Runner):
         self.session = None
 
     def _infer(self, images: torch.Tensor) -> np.ndarray:
-        out = self.session.run(None, {self.input: images.numpy().astype(self.dtype)})[0]
+        try:
+            out = self.session.run(None, {self.input: images.numpy().astype(self.dtype)})[0]
+        except Exception as e:  # noqa: BLE001 - ORT's own exception types (InvalidArgument, Fail, ...)
+            raise UserError(f"ONNX Runtime could not run {self._where()} on images of shape {tuple(images.shape)}: "
+                            f"{str(e).splitlines()[0]}") from None
         return out.astype(np.float32)
 
     @staticmethod

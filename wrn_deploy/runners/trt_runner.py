@@ -1,8 +1,8 @@
 """TensorRT: a ``.plan`` run with PyTorch CUDA tensors as its buffers (no pycuda), dynamic batch.
 
-Before TensorRT sees a byte, the plan's sha256 must match its manifest, the optional Ed25519
-signature must verify, and the manifest's TensorRT version and GPU must match this machine. The
-bytes that are hashed are the bytes that are deserialized (one read).
+Before TensorRT sees a byte, the plan's sha256 must match its manifest, the Ed25519 signature must
+verify under the trust policy (engine/manifest.py), and the manifest's TensorRT version and GPU must
+match this machine. The bytes that are hashed and verified are the bytes that are deserialized.
 """
 
 from pathlib import Path
@@ -30,16 +30,21 @@ class TrtRunner(Runner):
         super().__init__()
         self.plan, self.verify_key, self.allow_host_code, self.warn = plan, verify_key, allow_host_code, warn
         self.device = device  # "cuda"; the CPU test suite drives the logic through a stand-in TensorRT
-        self.engine = self.context = self.manifest = None
+        self.engine = self.context = self.manifest = self.manifest_bytes = self.key = None
 
     def check(self) -> None:
-        """Manifest, signature, TensorRT and GPU present: everything that needs no GPU work."""
+        """Manifest, trust policy, TensorRT and GPU present: everything that needs no GPU work."""
         if not Path(self.plan).is_file():
             raise UserError(f"engine {self.plan} does not exist")
-        self.manifest = M.read_manifest(self.plan)
-        if self.verify_key:
-            M.verify_signature(self.plan, self.verify_key)
-        if self.manifest is None:
+        self.manifest, self.manifest_bytes = M.read_manifest(self.plan)
+        self.key = M.trusted_key(self.verify_key)
+        if self.key is None and M.signature_path(self.plan).exists():
+            raise UserError(f"{self.plan} is signed, but no key is given to verify it: pass --verify-key or set "
+                            f"{M.KEY_ENV}")
+        if self.allow_host_code and self.key is None:
+            raise UserError("--allow-host-code runs code from inside the plan: only for a plan whose signature "
+                            f"verifies; pass --verify-key or set {M.KEY_ENV}")
+        if self.manifest is None and self.key is None:
             self.warn(f"warning: {self.plan} has no manifest ({M.manifest_path(self.plan).name}); its integrity "
                       "and compatibility cannot be checked before TensorRT loads it")
         import_tensorrt()
@@ -47,15 +52,17 @@ class TrtRunner(Runner):
 
     def _activate(self) -> None:
         trt = import_tensorrt()
-        data = Path(self.plan).read_bytes()
+        data = Path(self.plan).read_bytes()  # the one read: verified, checked and deserialized
+        if self.key is not None:
+            M.verify_signature(self.plan, self.key, data, self.manifest_bytes)
         if self.manifest is not None:
             M.check_integrity(self.plan, self.manifest, data)
             M.check_compatible(self.manifest, trt.__version__, torch.cuda.get_device_capability(),
                                torch.cuda.get_device_name())
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
-        # Engine host code runs inside this process: allowed only when the user asks.
-        self.runtime.engine_host_code_allowed = self.allow_host_code
+        # Engine host code runs inside this process: only when asked, and (check()) only for a verified plan.
+        self.runtime.engine_host_code_allowed = self.allow_host_code and self.key is not None
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise UserError(f"TensorRT could not deserialize {self.plan} (see its log above): built for "

@@ -31,6 +31,8 @@ class TrainConfig:
     sync_bn: bool = False  # SyncBatchNorm across GPUs (CUDA only; PyTorch has no CPU version)
     deterministic: bool = False
     resume: bool = False
+    force: bool = False  # replace a finished run in ``out``
+    skip_bad_images: bool = False
     workers: int = 4
     progress: bool = True
     extra: dict = field(default_factory=dict)

@@ -8,6 +8,8 @@ interrupted epoch from its start with the optimizer state saved at the end of th
 
 import contextlib
 import json
+import math
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +24,7 @@ from wrn_deploy.checkpoint import load_checkpoint, save_checkpoint
 from wrn_deploy.data import load_dataset
 from wrn_deploy.data.batches import batches
 from wrn_deploy.errors import UserError
-from wrn_deploy.fileio import ensure_writable_dir, write_json, write_text
+from wrn_deploy.fileio import ensure_writable_dir, folder_lock, write_json, write_text
 from wrn_deploy.train import distributed as D
 from wrn_deploy.train.config import TrainConfig
 from wrn_deploy.train.plots import plot_curves
@@ -80,6 +82,20 @@ def _load_optimizer_state(opt, params, tensors: dict, device) -> None:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig):
+        self._made_folder = not Path(cfg.out).exists()
+        try:
+            self._setup(cfg)
+        except BaseException:
+            self._forget_empty_run(Path(cfg.out))
+            raise
+
+    def _forget_empty_run(self, out: Path) -> None:
+        """A run that fails before it saved anything leaves no trace: not even the folder it made."""
+        if self._made_folder and out.is_dir() and {p.name for p in out.iterdir()} <= {".lock"}:
+            (out / ".lock").unlink(missing_ok=True)
+            out.rmdir()
+
+    def _setup(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.device = torch.device(cfg.device)
         self.dist = D.init_distributed(cfg.device)
@@ -89,15 +105,19 @@ class Trainer:
         if cfg.batch_size % self.dist.world:
             raise UserError(f"--batch-size {cfg.batch_size} must divide evenly over {self.dist.world} processes")
         self.out = Path(cfg.out)
+        self._lock = contextlib.ExitStack()
         if self.dist.is_main:
             ensure_writable_dir(self.out)
+            # Held until the process ends: a second train into this folder is refused.
+            self._lock.enter_context(folder_lock(self.out, "wrn-deploy train"))
+            self._claim_run_folder()
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.split_seed,
-                                 progress=cfg.progress and self.dist.is_main)
+                                 progress=cfg.progress and self.dist.is_main, skip_bad=cfg.skip_bad_images)
         torch.manual_seed(cfg.seed)  # weight initialisation
         self.model = create_model(cfg.arch, self.data.num_classes, cfg.dropout)
         self.net = Normalized(self.model, self.data.mean, self.data.std).to(self.device)
@@ -105,6 +125,8 @@ class Trainer:
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.params = list(self.model.parameters())
+        if self.dist.is_main:
+            self._check_free_space()
         self.opt = torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum, dampening=0,
                                    nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
         self.dtype = amp_dtype(cfg, self.device)
@@ -112,7 +134,31 @@ class Trainer:
         self.start_epoch, self.best_acc, self.best_epoch, self.history = 0, -1.0, -1, []
         if cfg.resume:
             self._resume()
+        if len(self.data.train) < cfg.batch_size:
+            raise UserError(f"--batch-size {cfg.batch_size} is larger than the {len(self.data.train)} training "
+                            "images left after the held-out part (--val-size)")
         self.step_net = self._wrap(self.net)
+
+    RUN_FILES = ("best.safetensors", "best.json", "last.safetensors", "last.json", "metrics.jsonl",
+                 "curves.png", "summary.json")
+
+    def _claim_run_folder(self) -> None:
+        """A finished or interrupted run in OUT is continued (--resume), replaced (--force) or refused."""
+        found = [n for n in self.RUN_FILES if (self.out / n).exists()]
+        if not found or self.cfg.resume:
+            return
+        if not self.cfg.force:
+            raise UserError(f"{self.out} already holds a run ({', '.join(found[:3])}); pass --resume to continue "
+                            "it, --force to replace it, or choose another --out")
+        for n in found:
+            (self.out / n).unlink()
+
+    def _check_free_space(self) -> None:
+        """Fail now, not after an epoch: best, last (with momentum) and their temporaries need room."""
+        need = 6 * 4 * sum(p.numel() for p in self.params) + (1 << 20)
+        free = shutil.disk_usage(self.out).free
+        if free < need:
+            raise UserError(f"{self.out} has {free / 1e6:.1f} MB free; checkpoints need about {need / 1e6:.1f} MB")
 
     def _wrap(self, net):
         if self.dist.world > 1:
@@ -146,11 +192,9 @@ class Trainer:
             raise UserError(f"--resume: no checkpoint at {path}")
         ckpt = load_checkpoint(path)
         card = ckpt.card
+        self._check_same_data(card, path)
         if card.arch != self.cfg.arch:
             raise UserError(f"--resume: {path} is a {card.arch}, not a {self.cfg.arch}")
-        if card.num_classes != self.data.num_classes:
-            raise UserError(f"--resume: {path} has {card.num_classes} classes but {self.cfg.dataset} "
-                            f"has {self.data.num_classes}")
         try:
             self.model.load_state_dict(ckpt.state)
         except RuntimeError:
@@ -165,6 +209,22 @@ class Trainer:
         if metrics_file.exists():
             rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
             self.history = [r for r in rows if r["epoch"] < self.start_epoch]
+
+    def _check_same_data(self, card, path) -> None:
+        """Resuming on other data would carry on with shifted labels or other images: refuse it."""
+        if list(card.classes) != list(self.data.classes):
+            theirs, ours = list(self.data.classes), list(card.classes)
+            if len(theirs) != len(ours):
+                raise UserError(f"--resume: {path} has {len(ours)} classes but {self.cfg.dataset} has {len(theirs)}")
+            i = next(i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b)
+            raise UserError(f"--resume: class {i} is {ours[i]!r} in {path} but {theirs[i]!r} in the data "
+                            "(renamed or reordered class folders would shift the labels)")
+        old, new = card.dataset, self.data.identity
+        for key, what in (("name", "dataset"), ("train_sha256", "training images"), ("val_size", "held-out size"),
+                          ("split_seed", "split seed")):
+            if old.get(key) is not None and old.get(key) != new.get(key):
+                raise UserError(f"--resume: the {what} differ from the run's ({str(new.get(key))[:16]} now, "
+                                f"{str(old.get(key))[:16]} in {path})")
 
     # -- one epoch ----------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict:
@@ -201,7 +261,12 @@ class Trainer:
                                 lr=f"{lr:.3g}", refresh=False)
         if bar is not None:
             bar.close()
+        if n == 0:
+            raise UserError("no full batch this epoch: lower --batch-size")
         loss_sum, correct, n = D.all_sum([float(loss_sum), float(correct), n], self.dist, dev)
+        if not math.isfinite(loss_sum):
+            raise UserError(f"training diverged in epoch {epoch + 1}: the loss is {loss_sum / n}; nothing of this "
+                            "epoch was saved (try a lower --lr)")
         seconds = time.perf_counter() - t0
         return {"epoch": epoch, "lr": lr, "train_loss": loss_sum / n, "train_acc": 100 * correct / n,
                 "images_per_s": n / seconds, "epoch_s": seconds}
@@ -216,6 +281,15 @@ class Trainer:
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> dict:
+        try:
+            return self._run()
+        except BaseException:
+            if self.dist.is_main:
+                self._lock.close()
+                self._forget_empty_run(self.out)
+            raise
+
+    def _run(self) -> dict:
         cfg = self.cfg
         for epoch in range(self.start_epoch, cfg.epochs):
             row = self.train_epoch(epoch)
@@ -223,11 +297,15 @@ class Trainer:
                 row["val_loss"], row["val_acc"] = evaluate(self.net, self.data.val, self.device,
                                                            channels_last=self.channels_last,
                                                            dtype=self.dtype)
+                if not math.isfinite(row["val_loss"]):
+                    raise UserError(f"training diverged in epoch {epoch + 1}: the validation loss is "
+                                    f"{row['val_loss']}; nothing of this epoch was saved (try a lower --lr)")
                 self._after_epoch(row)
             D.barrier(self.dist)
         summary = self._finish() if self.dist.is_main else {}
         D.barrier(self.dist)
         D.shutdown(self.dist)
+        self._lock.close()
         return summary
 
     def _after_epoch(self, row: dict) -> None:

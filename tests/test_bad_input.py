@@ -1,0 +1,574 @@
+"""The bad-input corpus: what a careless user or an attacker gives every command.
+
+Each case sets up files, runs the CLI in this process, and asserts: a non-zero exit, exactly one
+line on stderr that is a user error (no traceback, no "internal error"), a fragment of the expected
+sentence, and that every file that existed before is byte-identical afterwards, with no new
+artifact or temporary file left behind.
+"""
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import onnx
+import pytest
+
+import wrn_deploy.cli
+from tests.conftest import ROOT, run_cli
+from tests.engine import fake_tensorrt
+
+# -- shared artifacts, made once --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory):
+    """A trained WRN-10-1 (synthetic), its FP32 and INT8 ONNX, a key pair."""
+    root = tmp_path_factory.mktemp("bad-input")
+    run_cli("train", "--arch", "wrn-10-1", "--epochs", "1", "--out", root / "run", "--no-progress")
+    run_cli("export", root / "run" / "best.safetensors", "-o", root / "m.onnx", "--no-verify")
+    run_cli("export", root / "run" / "best.safetensors", "-o", root / "h.onnx", "--fp16", "--no-verify")
+    run_cli("quantize", root / "m.onnx", "-o", root / "q.onnx", "--calib-dir", root / "calib", "--no-progress",
+            "--calib-size", "128")
+    run_cli("keygen", root / "k.pem", root / "k.pub")
+    return root
+
+
+class Ctx:
+    def __init__(self, tmp: Path, art: Path, monkeypatch):
+        self.tmp, self.art, self.mp = tmp, art, monkeypatch
+
+    def copy(self, name: str, as_name: str | None = None) -> Path:
+        """A copy of a shared artifact (and the JSON card beside a checkpoint) in this case's folder."""
+        src = self.art / name
+        dst = self.tmp / (as_name or Path(name).name)
+        shutil.copy(src, dst)
+        if src.suffix == ".safetensors" and src.with_suffix(".json").exists():
+            shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+        return dst
+
+    def ckpt(self) -> Path:
+        return self.copy("run/best.safetensors", "c.safetensors")
+
+    def onnx_with_card(self, edit) -> Path:
+        """The FP32 ONNX with its card JSON changed by ``edit(dict)`` (or replaced by a string)."""
+        path = self.copy("m.onnx", "edited.onnx")
+        model = onnx.load(str(path))
+        prop = next(p for p in model.metadata_props if p.key == "wrn_deploy.card")
+        card = json.loads(prop.value)
+        new = edit(card)
+        prop.value = new if isinstance(new, str) else json.dumps(card)
+        onnx.save(model, str(path))
+        return path
+
+    def folder(self, name="data", classes="abc", n=4, size=32) -> Path:
+        from PIL import Image
+
+        root = self.tmp / name
+        for split in ("train", "test"):
+            for c in classes:
+                (root / split / c).mkdir(parents=True, exist_ok=True)
+                for i in range(n):
+                    Image.new("RGB", (size, size), (i * 40, 9, 9)).save(root / split / c / f"{i}.png")
+        return root
+
+    def plan(self, sign: bool = False) -> Path:
+        """A plan built by the TensorRT stand-in (the fake is active for this case)."""
+        from wrn_deploy.engine.onnx_to_plan import BuildOptions, build_engine
+
+        self.fake_trt()
+        build_engine(self.copy("m.onnx"), self.tmp / "m.plan", BuildOptions(opt_batch=8, max_batch=16),
+                     sign_key=self.art / "k.pem" if sign else None)
+        return self.tmp / "m.plan"
+
+    def fake_trt(self) -> None:
+        import torch
+
+        self.mp.setitem(sys.modules, "tensorrt", fake_tensorrt.as_module())
+        self.mp.setattr(torch.cuda, "is_available", lambda: True)
+        self.mp.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in H100")
+        self.mp.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+
+    def mount(self, name: str, options: str) -> Path:
+        """A tmpfs of our own (full disk, read-only folder), or skip where mounting is not allowed."""
+        where = self.tmp / name
+        where.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                          capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        self.mounts.append(where)
+        return where
+
+
+def _truncated_jpeg(ctx):
+    root = ctx.folder()
+    from PIL import Image
+
+    bad = root / "train" / "a" / "bad.jpg"
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(bad, quality=95)
+    bad.write_bytes(bad.read_bytes()[:200])
+    return root
+
+
+def _text_as_jpeg(ctx):
+    root = ctx.folder()
+    (root / "train" / "b" / "note.jpg").write_text("this is not an image\n")
+    return root
+
+
+def _corrupt_png(ctx):
+    root = ctx.folder()
+    png = root / "test" / "c" / "0.png"
+    data = bytearray(png.read_bytes())
+    data[40:60] = b"\x00" * 20
+    png.write_bytes(bytes(data))
+    return root
+
+
+def _bomb_png(ctx):
+    from PIL import Image
+
+    root = ctx.folder()
+    Image.new("1", (14000, 14000)).save(root / "train" / "a" / "bomb.png")  # 196 Mpx, tiny file
+    return root
+
+
+def _loop(ctx):
+    root = ctx.folder()
+    os.symlink("..", root / "train" / "a" / "loop")
+    return root
+
+
+def _escape_link(ctx):
+    root = ctx.folder()
+    secret = ctx.tmp / "outside.png"
+    shutil.copy(root / "train" / "a" / "0.png", secret)
+    os.symlink(secret, root / "train" / "b" / "x.png")
+    return root
+
+
+def _one_big_image(ctx):
+    from PIL import Image
+
+    root = ctx.folder()
+    Image.new("RGB", (300, 300)).save(root / "train" / "a" / "0.png")  # sorted first
+    return root
+
+
+def _renamed_run(ctx):
+    root = ctx.folder(classes="abc")
+    run_cli("train", "--arch", "wrn-10-1", "--data", "imagefolder", "--data-dir", root, "--val-size", "3",
+            "--batch-size", "4", "--epochs", "1", "--out", ctx.tmp / "run", "--no-progress")
+    (root / "train" / "c").rename(root / "train" / "z")
+    (root / "test" / "c").rename(root / "test" / "z")
+    return root
+
+
+def _manifest(ctx, edit):
+    plan = ctx.plan()
+    man = Path(str(plan) + ".json")
+    data = edit(json.loads(man.read_text()))
+    man.write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
+    return plan
+
+
+def _tamper_signed(ctx):
+    """Change the plan and recompute its manifest hash, leaving the (now wrong) signature beside it."""
+    import hashlib
+
+    plan = ctx.plan(sign=True)
+    data = bytearray(plan.read_bytes())
+    data[-5] ^= 1
+    plan.write_bytes(bytes(data))
+    man = Path(str(plan) + ".json")
+    m = json.loads(man.read_text())
+    m["plan_sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    man.write_text(json.dumps(m))
+    return plan
+
+
+def _full_disk(ctx):
+    out = ctx.mount("full", "size=16k")
+    (out / "filler").write_bytes(b"\0" * 8192)
+    return out
+
+
+def _read_only(ctx):
+    return ctx.mount("ro", "ro,size=64k")
+
+
+def _synthetic_names_folder(ctx):
+    """The synthetic set's class names as folders: ImageFolder sorts them, so the order differs."""
+    from wrn_deploy.data.synthetic import CLASSES
+
+    return ctx.folder(classes=CLASSES, n=2)
+
+
+# name -> (setup(ctx) -> argv, fragment of the one-line error)
+CASES = {
+    # train
+    "train device": (lambda c: ["train", "--device", "tpu"], "use auto, cpu, cuda"),
+    "train batch too big": (lambda c: ["train", "--batch-size", "100000", "--out", c.tmp / "r"], "larger than"),
+    "train epochs 0": (lambda c: ["train", "--epochs", "0"], "epochs"),
+    "train arch": (lambda c: ["train", "--arch", "wrn-27-10"], "valid forms"),
+    "train width exhausts memory": (lambda c: ["train", "--arch", "wrn-10-100000000", "--out", c.tmp / "r"],
+                                    "memory"),
+    "train dataset": (lambda c: ["train", "--data", "mnist"], "synthetic"),
+    "train data-dir typo": (lambda c: ["train", "--data", "cifar10", "--data-dir", c.tmp / "nope", "--out",
+                                       c.tmp / "r"], "does not exist"),
+    "train resume nothing": (lambda c: ["train", "--resume", "--out", c.tmp / "r"], "no checkpoint"),
+    "train resume and force": (lambda c: ["train", "--resume", "--force"], "choose one"),
+    "train over finished run": (lambda c: [shutil.copytree(c.art / "run", c.tmp / "run") and "train",
+                                           "--arch", "wrn-10-1", "--out", c.tmp / "run"], "already holds a run"),
+    "train out is a file": (lambda c: [(c.tmp / "f").write_text("x") and "train", "--out", c.tmp / "f"],
+                            "is a file"),
+    "train out under a file": (lambda c: [(c.tmp / "f").write_text("x") and "train", "--out", c.tmp / "f" / "r"],
+                               "not writable"),
+    "train diverges": (lambda c: ["train", "--arch", "wrn-10-1", "--lr", "1000000", "--val-size", "9700",
+                                  "--out", c.tmp / "r", "--no-progress"], "diverged"),
+    "train resume renamed classes": (lambda c: ["train", "--arch", "wrn-10-1", "--data", "imagefolder", "--data-dir",
+                                                _renamed_run(c), "--val-size", "3", "--batch-size", "4", "--resume",
+                                                "--out", c.tmp / "run"], "class 2"),
+    "train truncated jpeg": (lambda c: ["train", "--data", "imagefolder", "--data-dir", _truncated_jpeg(c), "--out",
+                                        c.tmp / "r"], "bad.jpg"),
+    "train text as jpeg": (lambda c: ["train", "--data", "imagefolder", "--data-dir", _text_as_jpeg(c), "--out",
+                                      c.tmp / "r"], "note.jpg"),
+    "train corrupt png": (lambda c: ["train", "--data", "imagefolder", "--data-dir", _corrupt_png(c), "--out",
+                                     c.tmp / "r"], "0.png"),
+    "train decompression bomb": (lambda c: ["train", "--data", "imagefolder", "--data-dir", _bomb_png(c), "--out",
+                                            c.tmp / "r"], "decompression-bomb"),
+    "train symlink loop": (lambda c: ["train", "--data", "imagefolder", "--data-dir", _loop(c), "--out",
+                                      c.tmp / "r"], "real folders"),
+    "train symlink escapes": (lambda c: ["train", "--data", "imagefolder", "--data-dir", _escape_link(c), "--out",
+                                         c.tmp / "r"], "outside the dataset"),
+    "train one big image": (lambda c: ["train", "--data", "imagefolder", "--data-dir", _one_big_image(c), "--out",
+                                       c.tmp / "r"], "very different sizes"),
+    "train no split folders": (lambda c: [(c.tmp / "d").mkdir() or "train", "--data", "imagefolder", "--data-dir",
+                                          c.tmp / "d", "--out", c.tmp / "r"], "train/<class>"),
+    # export
+    "export onto checkpoint": (lambda c: ["export", c.ckpt(), "-o", c.tmp / "c.safetensors"], "is the input"),
+    "export onto card json": (lambda c: ["export", c.ckpt(), "-o", c.tmp / "c.json"], "is the input"),
+    "export onto symlink": (lambda c: [os.symlink(c.ckpt(), c.tmp / "l.onnx") or "export", c.tmp / "c.safetensors",
+                                       "-o", c.tmp / "l.onnx"], "is the input"),
+    "export onto hard link": (lambda c: [os.link(c.ckpt(), c.tmp / "h.onnx") or "export", c.tmp / "c.safetensors",
+                                         "-o", c.tmp / "h.onnx"], "is the input"),
+    "export existing output": (lambda c: ["export", c.ckpt(), "-o", c.copy("m.onnx")], "exists"),
+    "export existing report": (lambda c: [(c.tmp / "new.report.json").write_text("{}") and "export", c.ckpt(), "-o",
+                                          c.tmp / "new.onnx"], "exists"),
+    "export missing checkpoint": (lambda c: ["export", c.tmp / "no.safetensors", "-o", c.tmp / "m.onnx"],
+                                  "does not exist"),
+    "export corrupt checkpoint": (lambda c: [(c.tmp / "x.safetensors").write_bytes(b"\x10" + b"\0" * 7 + b"{{")
+                                             and "export", c.tmp / "x.safetensors", "-o", c.tmp / "m.onnx"], "corrupt"),
+    "export truncated checkpoint": (lambda c: [c.ckpt().write_bytes((c.art / "run/best.safetensors").read_bytes()[:999])
+                                               and "export", c.tmp / "c.safetensors", "-o", c.tmp / "m.onnx"],
+                                    "corrupt"),
+    "export opset": (lambda c: ["export", c.ckpt(), "-o", c.tmp / "m.onnx", "--opset", "11"], "opset 11"),
+    "export missing folder": (lambda c: ["export", c.ckpt(), "-o", c.tmp / "no" / "m.onnx"], "does not exist"),
+    "export fp16-io alone": (lambda c: ["export", c.ckpt(), "-o", c.tmp / "m.onnx", "--fp16-io"], "--fp16"),
+    "export other classes": (lambda c: ["export", c.ckpt(), "-o", c.tmp / "m.onnx", "--data", "imagefolder",
+                                        "--data-dir", c.folder()], "classes"),
+    "export wrong suffix": (lambda c: [(c.tmp / "c.pt").write_bytes(b"x") and "export", c.tmp / "c.pt", "-o",
+                                       c.tmp / "m.onnx"], "does not exist|corrupt"),
+    "export full disk": (lambda c: ["export", c.ckpt(), "-o", _full_disk(c) / "m.onnx", "--no-verify"],
+                         "No space left"),
+    "export read-only folder": (lambda c: ["export", c.ckpt(), "-o", _read_only(c) / "m.onnx"], "not writable"),
+    # cards
+    "card not json": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: "{nope")], "not valid JSON"),
+    "card json list": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: "[1, 2]")], "not a JSON object"),
+    "card classes type": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(classes="abc"))],
+                          "num_classes|classes"),
+    "card classes numbers": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(
+        classes=list(range(10))))], "classes"),
+    "card mean": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(mean=[0.5]))], "mean and std"),
+    "card std zero": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(std=[0, 0, 0]))],
+                      "std positive"),
+    "card input size": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(input_size=-32))],
+                        "input_size"),
+    "card input size text": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(input_size="x"))],
+                             "malformed"),
+    "card dropout": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(dropout=5))], "dropout"),
+    "card precision": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(precision="int4"))], "int4"),
+    "card missing key": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.pop("arch") and None)],
+                         "malformed"),
+    "card old format": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(format="x/1"))],
+                        "card format"),
+    "card bad json in build": (lambda c: ["build", c.onnx_with_card(lambda d: "{nope"), "-o", c.tmp / "m.plan"],
+                               "not valid JSON"),
+    "card bad checkpoint card": (lambda c: [c.copy("run/best.json", "c.json") and _bad_ckpt_card(c) or "export",
+                                            c.tmp / "bad.safetensors", "-o", c.tmp / "m.onnx"], "classes"),
+    # eval
+    "eval nothing": (lambda c: ["eval"], "give a candidate"),
+    "eval missing onnx": (lambda c: ["eval", "--onnx", c.tmp / "no.onnx"], "does not exist"),
+    "eval random onnx": (lambda c: [(c.tmp / "r.onnx").write_bytes(os.urandom(500)) and "eval", "--onnx",
+                                    c.tmp / "r.onnx"], "not a readable ONNX"),
+    "eval truncated onnx": (lambda c: [(c.tmp / "t.onnx").write_bytes((c.art / "m.onnx").read_bytes()[:5000])
+                                       and "eval", "--onnx", c.tmp / "t.onnx"], "ONNX"),
+    "eval external data": (lambda c: ["eval", "--onnx", _external(c)], "external data"),
+    "eval report onto card": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--reference", c.ckpt(), "--report",
+                                         c.tmp / "c", "--force"], "is the input"),
+    "eval report exists": (lambda c: [(c.tmp / "m.onnx.eval.json").write_text("{}") and "eval", "--onnx",
+                                      c.copy("m.onnx")], "exists"),
+    "eval classes differ": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--data", "imagefolder", "--data-dir",
+                                       c.folder(classes="abcdefghij")], "class 0"),
+    "eval classes reordered": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--data", "imagefolder", "--data-dir",
+                                          _synthetic_names_folder(c)], "labels would shift"),
+    "eval own calibration split": (lambda c: ["eval", "--onnx", c.copy("q.onnx"), "--split", "val"],
+                                   "calibrated this model"),
+    "eval reference other arch": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--reference", _other_arch(c)],
+                                  "does not match"),
+    "eval reference missing": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--reference",
+                                          c.tmp / "no.safetensors"], "does not exist"),
+    "eval origin moved": (lambda c: ["eval", "--onnx", _orphan(c)], "pass --reference"),
+    "eval device": (lambda c: ["eval", "--checkpoint", c.ckpt(), "--device", "tpu"], "tpu"),
+    "eval batch 0": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--batch", "0"], "batch"),
+    "eval limit 0": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--limit", "0"], "limit"),
+    "eval provider": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--provider", "cuda"], "'gpu' extra"),
+    "eval corrupt checkpoint": (lambda c: [(c.tmp / "x.safetensors").write_bytes(b"\1\0\0\0\0\0\0\0{") and "eval",
+                                           "--checkpoint", c.tmp / "x.safetensors", "--reference", c.ckpt()],
+                                "corrupt"),
+    "eval unknown suffix": (lambda c: ["eval", "--onnx", c.tmp / "m.txt"], "unknown artifact type"),
+    "eval report read-only": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--report", _read_only(c) / "r"],
+                              "not writable"),
+    "eval input shape": (lambda c: ["eval", "--onnx", _fixed_64(c), "--limit", "8"], "ONNX Runtime"),
+    # quantize
+    "quantize onto input": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "m.onnx"], "is the input"),
+    "quantize existing": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.copy("q.onnx")], "exists"),
+    "quantize fp16": (lambda c: ["quantize", c.copy("h.onnx"), "-o", c.tmp / "q2.onnx"], "fp16"),
+    "quantize not onnx": (lambda c: [(c.tmp / "x.onnx").write_bytes(os.urandom(300)) and "quantize",
+                                     c.tmp / "x.onnx", "-o", c.tmp / "q2.onnx"], "ONNX"),
+    "quantize tiny calib": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-size", "4"],
+                            "too small"),
+    "quantize leaves one": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-size", "999",
+                                       "--calib-dir", c.tmp / "cal"], "guard"),
+    "quantize guard too small": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-size",
+                                            "700", "--calib-dir", c.tmp / "cal"], "needs at least 400"),
+    "quantize other classes": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--data",
+                                          "imagefolder", "--data-dir", c.folder()], "classes"),
+    "quantize missing": (lambda c: ["quantize", c.tmp / "no.onnx", "-o", c.tmp / "q2.onnx"], "does not exist"),
+    "quantize a checkpoint": (lambda c: ["quantize", c.ckpt(), "-o", c.tmp / "q2.onnx"], "checkpoint"),
+    "quantize bad cache": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-dir",
+                                      _bad_cache(c), "--calib-size", "128"], "not valid JSON"),
+    # build (stand-in TensorRT where it gets that far)
+    "build onto input": (lambda c: ["build", c.copy("m.onnx"), "-o", c.tmp / "m.onnx"], "is the input"),
+    "build existing plan": (lambda c: [c.plan() and "build", c.tmp / "m.onnx", "-o", c.tmp / "m.plan"], "exists"),
+    "build bad key": (lambda c: [c.fake_trt() or (c.tmp / "k.pem").write_text("nope") and "build", c.copy("m.onnx"),
+                                 "-o", c.tmp / "n.plan", "--sign", c.tmp / "k.pem"], "private key"),
+    "build batch profile": (lambda c: [c.fake_trt() or "build", c.copy("m.onnx"), "-o", c.tmp / "n.plan",
+                                       "--min-batch", "8", "--max-batch", "4"], "min <= opt <= max"),
+    "build cache onto input": (lambda c: ["build", c.copy("m.onnx"), "-o", c.tmp / "n.plan", "--timing-cache",
+                                          c.tmp / "m.onnx"], "is the input"),
+    "build missing onnx": (lambda c: ["build", c.tmp / "no.onnx", "-o", c.tmp / "n.plan"], "does not exist"),
+    "build a checkpoint": (lambda c: ["build", c.ckpt(), "-o", c.tmp / "n.plan"], "checkpoint"),
+    "build without tensorrt": (lambda c: ["build", c.copy("m.onnx"), "-o", c.tmp / "n.plan"], "'trt' extra"),
+    # plans and trust (stand-in TensorRT)
+    "plan tampered signed": (lambda c: ["eval", "--engine", _tamper_signed(c)], "signed, but no key"),
+    "plan tampered key": (lambda c: ["eval", "--engine", _tamper_signed(c), "--verify-key", c.art / "k.pub"],
+                          "does not verify"),
+    "plan modified": (lambda c: [_flip(c.plan()) and "eval", "--engine", c.tmp / "m.plan"], "modified"),
+    "plan truncated": (lambda c: [_cut(c.plan()) and "eval", "--engine", c.tmp / "m.plan"], "truncated"),
+    "manifest not json": (lambda c: ["eval", "--engine", _manifest(c, lambda m: b"{nope")], "not valid UTF-8 JSON"),
+    "manifest list": (lambda c: ["eval", "--engine", _manifest(c, lambda m: [m])], "not a wrn-deploy engine"),
+    "manifest missing key": (lambda c: ["eval", "--engine", _manifest(c, lambda m: m.pop("plan_sha256") and m)],
+                             "plan_sha256"),
+    "manifest not utf-8": (lambda c: ["eval", "--engine", _manifest(c, lambda m: b"\xff\xfe\x00{")], "UTF-8"),
+    "manifest version": (lambda c: ["eval", "--engine", _manifest(c, lambda m: m.update(tensorrt_version="eleven")
+                                                                  or m)], "eleven"),
+    "plan unsigned under policy": (lambda c: [c.mp.setenv("WRN_DEPLOY_VERIFY_KEY", str(c.art / "k.pub")) or "eval",
+                                              "--engine", c.plan()], "requires a signature"),
+    "plan host code unsigned": (lambda c: ["eval", "--engine", c.plan(), "--allow-host-code"], "--allow-host-code"),
+    "plan wrong key file": (lambda c: ["eval", "--engine", c.plan(sign=True), "--verify-key", c.art / "k.pem"],
+                            "public key"),
+    # keygen
+    "keygen same path": (lambda c: ["keygen", c.tmp / "k", c.tmp / "k"], "two different paths"),
+    "keygen same through link": (lambda c: [os.symlink(c.tmp / "k", c.tmp / "l") or "keygen", c.tmp / "k",
+                                            c.tmp / "l"], "two different paths|exists"),
+    "keygen existing": (lambda c: [c.copy("k.pem") and "keygen", c.tmp / "k.pem", c.tmp / "new.pub"], "never replaces"),
+    "keygen missing folder": (lambda c: ["keygen", c.tmp / "no" / "k", c.tmp / "k.pub"], "does not exist"),
+    # the command line itself
+    "unknown command": (lambda c: ["nonsense"], "No such command"),
+    "unknown option": (lambda c: ["export", "--nope"], "No such option"),
+}
+
+
+def _bad_ckpt_card(c):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    src = c.art / "run" / "best.safetensors"
+    with safe_open(str(src), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    card = json.loads(meta["card"])
+    card["classes"] = "not a list"
+    save_file(tensors, str(c.tmp / "bad.safetensors"), metadata=dict(meta, card=json.dumps(card)))
+
+
+def _external(c):
+    """An ONNX whose weights point at a file outside its folder."""
+    path = c.copy("m.onnx", "ext.onnx")
+    model = onnx.load(str(path))
+    t = model.graph.initializer[0]
+    t.ClearField("raw_data")
+    t.data_location = onnx.TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="../../../etc/passwd")
+    onnx.save(model, str(path))
+    return path
+
+
+def _other_arch(c):
+    from tests.export.conftest import make_checkpoint
+
+    return make_checkpoint(c.tmp / "other.safetensors", arch="wrn-10-2")
+
+
+def _orphan(c):
+    """An ONNX whose source checkpoint is gone (the card names a path that does not exist)."""
+    def edit(card):
+        card["origin"]["path"] = str(c.tmp / "gone.safetensors")
+    return c.onnx_with_card(edit)
+
+
+def _fixed_64(c):
+    """An ONNX whose graph takes 64-px images while its card (and the data) say 32."""
+    from tests.export.conftest import make_checkpoint
+
+    ckpt = make_checkpoint(c.tmp / "w.safetensors", arch="wrn-10-1")
+    run_cli("export", ckpt, "-o", c.tmp / "w.onnx", "--no-verify", "--batch", "8")
+    model = onnx.load(str(c.tmp / "w.onnx"))
+    for d in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        d.dim_value = 64
+    onnx.save(model, str(c.tmp / "w.onnx"))
+    return c.tmp / "w.onnx"
+
+
+def _bad_cache(c):
+    """A calibration folder whose manifest is garbage, where quantize will look for cached ranges."""
+    cal = c.tmp / "cal"
+    shutil.copytree(c.art / "calib", cal)
+    (folder,) = cal.iterdir()
+    (folder / "manifest.json").write_text("{garbage")
+    return cal
+
+
+def _flip(plan):
+    data = bytearray(plan.read_bytes())
+    data[-3] ^= 0xFF
+    plan.write_bytes(bytes(data))
+    return plan
+
+
+def _cut(plan):
+    plan.write_bytes(plan.read_bytes()[:-10])
+    return plan
+
+
+def _snapshot(root: Path) -> dict:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+def _run(argv) -> tuple:
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        wrn_deploy.cli.main([str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.stdout, sys.stderr = old
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input(case, art, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WRN_DEPLOY_VERIFY_KEY", raising=False)
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # absent unless a case brings the stand-in
+    ctx = Ctx(tmp_path, art, monkeypatch)
+    ctx.mounts = []
+    try:
+        setup, fragment = CASES[case]
+        argv = setup(ctx)
+        before = _snapshot(tmp_path)
+        code, out, err = _run(argv)
+        # Progress bars (\r-redrawn, cleared when they close) share stderr with the error line.
+        lines = [line for line in re.split(r"[\r\n]", err)
+                 if line.strip() and not re.search(r"\d+%\|", line) and not line.startswith("warning:")]
+        assert code != 0, f"exit 0\n{out}\n{err}"
+        assert len(lines) == 1, err
+        assert lines[0].startswith("wrn-deploy: error:") and "Traceback" not in err, err
+        assert re.search(fragment, lines[0]), lines[0]
+        after = _snapshot(tmp_path)
+        changed = [str(p) for p, data in before.items() if after.get(p) != data]
+        assert not changed, f"changed or removed: {changed}"
+        new = [str(p.relative_to(tmp_path)) for p in after if p not in before]
+        assert not new, f"left behind: {new}"
+    finally:
+        for m in ctx.mounts:
+            subprocess.run(["umount", "-l", str(m)], capture_output=True)
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CASES) >= 80
+
+
+def test_debug_switch_shows_the_traceback(tmp_path):
+    env = dict(os.environ, WRN_DEPLOY_DEBUG="1")
+    proc = subprocess.run([sys.executable, "-m", "wrn_deploy", "export", tmp_path / "no.safetensors", "-o",
+                           tmp_path / "m.onnx"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" in proc.stderr and proc.stderr.strip().endswith("does not exist")
+
+
+def test_two_trainings_into_one_folder(tmp_path):
+    """The second is refused while the first holds the folder; the first finishes untouched."""
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "wrn_deploy", "train", "--arch", "wrn-10-1", "--epochs", "2",
+                              "--val-size", "8000", "--out", str(out), "--no-progress"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (out / ".lock").exists():
+        assert first.poll() is None, first.stderr.read()
+        time.sleep(0.05)
+    second = run_cli("train", "--arch", "wrn-10-1", "--epochs", "1", "--out", out, "--resume", check=False)
+    assert first.wait() == 0, first.stderr.read()
+    assert second.returncode == 2 and "another wrn-deploy train is using" in second.stderr, second.stderr
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+
+
+def test_skip_bad_images_says_how_many(tmp_path):
+    from wrn_deploy.data import load_dataset
+
+    ctx = Ctx(tmp_path, tmp_path, None)
+    root = _text_as_jpeg(ctx)
+    (root / "test" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    ds = load_dataset("imagefolder", root, val_size=2, skip_bad=True, progress=False)
+    assert ds.identity["skipped_unreadable"] == 2 and len(ds.test) == 12
+
+
+def test_artifacts_follow_the_umask(tmp_path, art):
+    old = os.umask(0o027)
+    try:
+        run_cli("export", art / "run" / "best.safetensors", "-o", tmp_path / "m.onnx", "--no-verify")
+        run_cli("keygen", tmp_path / "k", tmp_path / "k.pub")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "m.report.json").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "k.pub").stat().st_mode & 0o777 == 0o640
+
+
+def test_killed_runs_leave_nothing_the_next_run_keeps(tmp_path):
+    """A temporary file of a dead process is removed by the next write into that folder."""
+    from wrn_deploy.fileio import write_text
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".m.onnx.{dead}.wrn-tmp.abc123"
+    stale.write_bytes(b"half")
+    write_text(tmp_path / "other.txt", "x")
+    assert not stale.exists() and (tmp_path / "other.txt").read_text() == "x"
