@@ -11,7 +11,8 @@ import traceback
 import click
 
 from wrn_deploy import __version__
-from wrn_deploy.commands import build_cmd, eval_cmd, export_cmd, models_cmd, quantize_cmd, train_cmd
+from wrn_deploy.commands import (bench_cmd, build_cmd, eval_cmd, export_cmd, models_cmd, quantize_cmd, train_cmd,
+                                 triton_cmd)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -25,6 +26,10 @@ def cli():
     quantize -> INT8 Q/DQ ONNX (calibrated on training images, accuracy-guarded)
     build    -> TensorRT .plan (strongly typed; needs TensorRT and an NVIDIA GPU)
     eval     -> paired parity report against PyTorch FP32, with pass/fail gates
+    triton   -> Triton model repository;  serve -> a real tritonserver on it
+    bench    -> latency and throughput, locally and through Triton (HTTP, gRPC)
+
+    WRN_DEPLOY_DEBUG=1 (or --debug first) shows the traceback of any error.
     """
 
 
@@ -35,6 +40,9 @@ cli.add_command(quantize_cmd.quantize)
 cli.add_command(build_cmd.build)
 cli.add_command(build_cmd.keygen)
 cli.add_command(eval_cmd.eval_)
+cli.add_command(triton_cmd.triton)
+cli.add_command(triton_cmd.serve)
+cli.add_command(bench_cmd.bench)
 
 
 def main(argv=None) -> None:

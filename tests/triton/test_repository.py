@@ -1,0 +1,123 @@
+"""Model repositories: the config Triton would read, checked by its schema and against the artifact."""
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+from tests.conftest import run_cli
+from wrn_deploy.errors import UserError
+
+pytest.importorskip("tritonclient.grpc", reason="needs tritonclient (the 'serve' or 'triton' extra)")
+
+
+def test_native_onnx_repository(served_onnx, tmp_path):
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    proc = run_cli("triton", served_onnx, "--repo", tmp_path / "repo", "--name", "wrn", "--max-batch", "16",
+                   "--instances", "2")
+    folder = tmp_path / "repo" / "wrn"
+    cfg = text_format.Parse((folder / "config.pbtxt").read_text(), mc.ModelConfig())
+    assert cfg.backend == "onnxruntime" and cfg.max_batch_size == 16
+    assert list(cfg.input[0].dims) == [3, 32, 32] and cfg.input[0].name == "images"
+    assert list(cfg.output[0].dims) == [10] and cfg.output[0].label_filename == "labels.txt"
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [2, 4, 8, 16]
+    assert cfg.instance_group[0].count == 2 and cfg.model_warmup[0].inputs["images"].zero_data
+    assert len((folder / "labels.txt").read_text().splitlines()) == 10
+    card = json.loads((folder / "card.json").read_text())
+    assert card["input"]["normalized_in_graph"] is True  # clients send [0, 1] RGB, nothing more
+    assert (folder / "1" / "model.onnx").read_bytes() == served_onnx.read_bytes()
+    for p in [folder, *folder.rglob("*")]:  # readable by a server running as another user
+        assert p.stat().st_mode & stat.S_IROTH, p
+    assert "not checked" in proc.stdout or "loaded" in proc.stdout
+
+
+def test_python_backend_for_a_checkpoint(tmp_path):
+    from tests.export.conftest import make_checkpoint
+
+    ckpt = make_checkpoint(tmp_path / "c.safetensors", arch="wrn-10-1")
+    run_cli("triton", ckpt, "--repo", tmp_path / "repo", "--backend", "python", "--name", "ck", "--no-check-load")
+    version = tmp_path / "repo" / "ck" / "1"
+    assert sorted(p.name for p in version.iterdir()) == ["model.py", "model.safetensors"]
+    assert 'backend: "python"' in (tmp_path / "repo" / "ck" / "config.pbtxt").read_text()
+
+
+@pytest.mark.parametrize("case,fragment", [
+    ("checkpoint native", "no native Triton backend"),
+    ("fixed batch", "batches of at least 4"),
+    ("exists", "exists; pass --force"),
+    ("bad name", "model name"),
+    ("inside", "write the repository elsewhere"),
+])
+def test_refused_repositories(case, fragment, served_onnx, tmp_path):
+    from tests.export.conftest import make_checkpoint
+
+    artifact, extra = served_onnx, []
+    if case == "checkpoint native":
+        artifact = make_checkpoint(tmp_path / "c.safetensors", arch="wrn-10-1")
+    elif case == "fixed batch":
+        artifact = tmp_path / "b4.onnx"
+        run_cli("export", make_checkpoint(tmp_path / "c.safetensors", arch="wrn-10-1"), "-o", artifact,
+                "--batch", "4", "--no-verify")
+    elif case == "exists":
+        (tmp_path / "repo" / "m").mkdir(parents=True)
+        (tmp_path / "repo" / "m" / "keep").write_text("mine")
+        extra = ["--name", "m"]
+    elif case == "bad name":
+        extra = ["--name", "../evil"]
+    else:
+        (tmp_path / "repo" / "m" / "1").mkdir(parents=True)
+        artifact = tmp_path / "repo" / "m" / "1" / "model.onnx"
+        artifact.write_bytes(served_onnx.read_bytes())
+        extra = ["--name", "m", "--force"]
+    proc = run_cli("triton", artifact, "--repo", tmp_path / "repo", *extra, "--no-check-load", check=False)
+    assert proc.returncode == 2 and fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not [p for p in (tmp_path / "repo").rglob("*") if ".wrn-tmp" in p.name] if (tmp_path / "repo").exists() \
+        else True
+    if case == "exists":
+        assert (tmp_path / "repo" / "m" / "keep").read_text() == "mine"
+
+
+def test_plan_repository_checks_the_profile(served_onnx, tmp_path, monkeypatch):
+    """Through the TensorRT stand-in: a max batch beyond the engine profile is refused."""
+    import torch
+
+    from tests.engine import fake_tensorrt
+    from wrn_deploy.engine.onnx_to_plan import BuildOptions, build_engine
+    from wrn_deploy.triton.config import ServeOptions
+    from wrn_deploy.triton.repository import write_repository
+
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.as_module())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    plan = tmp_path / "m.plan"
+    build_engine(served_onnx, plan, BuildOptions(opt_batch=8, max_batch=16))
+    with pytest.raises(UserError, match="exceeds the artifact's largest batch 16"):
+        write_repository(plan, tmp_path / "repo", ServeOptions("p", "native", max_batch=32), check_load=False)
+    done = write_repository(plan, tmp_path / "repo", ServeOptions("p", "native", max_batch=16, kind="gpu"),
+                            check_load=False)
+    names = sorted(p.name for p in (done.folder / "1").iterdir())
+    assert names == ["model.plan", "model.plan.json"] and 'backend: "tensorrt"' in done.config
+    assert "KIND_GPU" in done.config
+
+
+def test_schema_errors_name_the_line():
+    from wrn_deploy.triton.config import parse
+
+    with pytest.raises(UserError, match=r"2:1 .*not_a_field"):
+        parse('name: "x"\nnot_a_field: 3\n', "config.pbtxt")
+    with pytest.raises(UserError, match="config.pbtxt"):
+        parse('name: "x"\ninstance_group [ { kind: KIND_TPU } ]\n', "config.pbtxt")
+
+
+def test_umask_applies(served_onnx, tmp_path):
+    old = os.umask(0o077)
+    try:
+        run_cli("triton", served_onnx, "--repo", tmp_path / "repo", "--name", "u", "--no-check-load")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "repo" / "u" / "config.pbtxt").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,101 @@
+"""``wrn-deploy triton`` (write a model repository) and ``wrn-deploy serve`` (run tritonserver)."""
+
+import click
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--repo", required=True, type=click.Path(file_okay=False), help="The model repository folder.")
+@click.option("--name", help="Model name in the repository [default: ARCH-PRECISION].")
+@click.option("--backend", type=click.Choice(["native", "python"]), default="native", show_default=True,
+              help="native: tensorrt for a plan, onnxruntime for ONNX; python: wrn-deploy's runner for any artifact.")
+@click.option("--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True)
+@click.option("--instances", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True, help="Instance kind.")
+@click.option("--queue-delay-us", type=click.IntRange(0, 10_000_000), default=500, show_default=True,
+              help="How long dynamic batching waits to fill a batch.")
+@click.option("--trt-accelerator", is_flag=True, help="ONNX on a GPU: use ONNX Runtime's TensorRT accelerator.")
+@click.option("--check-load/--no-check-load", default=True, show_default=True,
+              help="Load the model in a real tritonserver before keeping it (where one is installed).")
+@click.option("--force", is_flag=True, help="Replace the model if the repository already has it.")
+def triton(artifact, repo, name, backend, max_batch, instances, kind, queue_delay_us, trt_accelerator, check_load,
+           force):
+    """Write a Triton Inference Server model repository for ARTIFACT (checkpoint, ONNX or plan).
+
+    \b
+    The config is checked against Triton's own schema and against the artifact (input and output
+    names, dims, dtypes, batch sizes, labels), and, where a tritonserver is installed and has the
+    backend, by loading it for real.
+    """
+    from wrn_deploy.card import read_card
+    from wrn_deploy.errors import UserError
+    from wrn_deploy.triton.config import ServeOptions
+    from wrn_deploy.triton.repository import write_repository
+
+    if trt_accelerator and (kind != "gpu" or backend != "native"):
+        raise UserError("--trt-accelerator applies to a native ONNX model on --kind gpu")
+    card = read_card(artifact)
+    name = name or f"{card.arch}-{str(card.precision).replace('+', '-')}"
+    opts = ServeOptions(name=name, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
+                        queue_delay_us=queue_delay_us, trt_accelerator=trt_accelerator)
+    done = write_repository(artifact, repo, opts, force=force, check_load=check_load)
+    click.echo(f"wrote {done.folder} ({done.backend} backend, max batch {max_batch}, {instances} {kind} "
+               f"instance(s)); {done.loaded}")
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes it).")
+@click.option("--http-port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--grpc-port", type=click.IntRange(1, 65535), default=8001, show_default=True)
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=8002, show_default=True)
+@click.option("--log", type=click.Path(dir_okay=False), help="Write the server's log here [default: discarded].")
+def serve(source, host, http_port, grpc_port, metrics_port, log):
+    """Serve a model repository (or one artifact, through the Python backend) with tritonserver.
+
+    Runs until Ctrl-C or SIGTERM, then stops the server; exits non-zero if the server dies first.
+    """
+    import signal
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from wrn_deploy.errors import UserError
+    from wrn_deploy.triton.server import Server
+
+    if len({http_port, grpc_port, metrics_port}) != 3:
+        raise UserError("--http-port, --grpc-port and --metrics-port must differ")
+    with tempfile.TemporaryDirectory(prefix="wrn-deploy-serve-") as scratch:
+        repo = Path(source)
+        if repo.is_file():
+            from wrn_deploy.card import read_card
+            from wrn_deploy.triton.config import ServeOptions
+            from wrn_deploy.triton.repository import write_repository
+
+            card = read_card(repo)
+            name = f"{card.arch}-{str(card.precision).replace('+', '-')}"
+            write_repository(repo, Path(scratch), ServeOptions(name, "python"), check_load=False)
+            repo = Path(scratch)
+        server = Server(repo, host, http_port, grpc_port, metrics_port, log=Path(log) if log else None)
+        stopping = []
+
+        def stop(signum, _frame):
+            stopping.append(signum)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            server.start()
+            click.echo(f"serving {source}: HTTP http://{server.http}  gRPC {server.grpc}  "
+                       f"metrics http://{host}:{metrics_port}/metrics  (Ctrl-C stops)", err=False)
+            sys.stdout.flush()
+            while not stopping and server.process.poll() is None:
+                time.sleep(0.2)
+        finally:
+            code = server.process.poll() if server.process else None
+            server.stop()
+        if not stopping:
+            raise UserError(f"tritonserver stopped by itself (exit code {code})"
+                            + (f"; its log: {log}" if log else "; --log FILE keeps its log"))
+    click.echo("stopped")

@@ -1,0 +1,93 @@
+"""``config.pbtxt`` for a WRN artifact, written from its card and its runner's metadata, and checked
+three ways: protobuf parsing (tritonclient's ModelConfig, when installed), semantics against the
+artifact, and (in ``repository``) a real load where a ``tritonserver`` binary exists."""
+
+from dataclasses import dataclass
+
+from wrn_deploy.errors import UserError
+
+BACKENDS = {"plan": ("tensorrt", "model.plan"), "onnx": ("onnxruntime", "model.onnx"), "python": ("python", "model.py")}
+DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    name: str
+    backend: str                 # tensorrt | onnxruntime | python
+    max_batch: int = 32
+    instances: int = 1
+    kind: str = "cpu"            # cpu | gpu
+    queue_delay_us: int = 500    # dynamic batching waits this long to fill a batch
+    trt_accelerator: bool = False  # onnxruntime on a GPU: its TensorRT execution accelerator
+
+
+def preferred_sizes(max_batch: int) -> list:
+    """Powers of two up to the largest batch: what dynamic batching tries to form."""
+    sizes, b = [], 1
+    while b <= max_batch:
+        sizes.append(b)
+        b *= 2
+    return sizes[1:] or [max_batch]
+
+
+def render(card, inp, out, opts: ServeOptions) -> str:
+    """The config text. ``inp``/``out``: the runner's TensorMeta of the input and output."""
+    lines = [f'name: "{opts.name}"', f'backend: "{opts.backend}"', f"max_batch_size: {opts.max_batch}",
+             "input [", "  {", f'    name: "{inp.name}"', f"    data_type: {DTYPES[inp.dtype]}",
+             f"    dims: [ {', '.join(str(d) for d in inp.shape[1:])} ]", "  }", "]",
+             "output [", "  {", f'    name: "{out.name}"', f"    data_type: {DTYPES[out.dtype]}",
+             f"    dims: [ {out.shape[-1]} ]", '    label_filename: "labels.txt"', "  }", "]",
+             "dynamic_batching {", f"  preferred_batch_size: [ {', '.join(map(str, preferred_sizes(opts.max_batch)))} ]",
+             f"  max_queue_delay_microseconds: {opts.queue_delay_us}", "}",
+             "instance_group [", "  {", f"    count: {opts.instances}",
+             f"    kind: {'KIND_GPU' if opts.kind == 'gpu' else 'KIND_CPU'}", "  }", "]"]
+    if opts.trt_accelerator:
+        lines += ["optimization { execution_accelerators { gpu_execution_accelerator : [ {",
+                  '  name : "tensorrt"', "} ] } }"]
+    lines += ["model_warmup [", "  {", '    name: "zeros"', "    batch_size: 1", "    inputs {",
+              f'      key: "{inp.name}"', "      value {", f"        data_type: {DTYPES[inp.dtype]}",
+              f"        dims: [ {', '.join(str(d) for d in inp.shape[1:])} ]", "        zero_data: true",
+              "      }", "    }", "  }", "]",
+             'parameters { key: "wrn_deploy.arch" value { string_value: "' + card.arch + '" } }',
+             'parameters { key: "wrn_deploy.precision" value { string_value: "' + str(card.precision) + '" } }']
+    return "\n".join(lines) + "\n"
+
+
+def parse(text: str, where: str):
+    """Parse with Triton's own protobuf schema: unknown fields, bad enums and wrong types fail with
+    line:column. Returns the ModelConfig message, or None where tritonclient is not installed."""
+    try:
+        from google.protobuf import text_format
+        from tritonclient.grpc import model_config_pb2
+    except ImportError:
+        return None
+    try:
+        return text_format.Parse(text, model_config_pb2.ModelConfig())
+    except text_format.ParseError as e:
+        raise UserError(f"{where}: not a valid Triton model config ({e})") from None
+
+
+def check_semantics(cfg, card, inp, out, batch_range: tuple, where: str) -> None:
+    """What protobuf parsing cannot see: the config must describe this artifact exactly."""
+    problems = []
+    if cfg.max_batch_size < 1:
+        problems.append("max_batch_size must be at least 1 (the models batch on the first axis)")
+    lo, hi = batch_range
+    if hi is not None and cfg.max_batch_size > hi:
+        problems.append(f"max_batch_size {cfg.max_batch_size} exceeds the artifact's largest batch {hi}")
+    if lo > 1:
+        problems.append(f"the artifact needs batches of at least {lo}; Triton sends single requests")
+    for size in cfg.dynamic_batching.preferred_batch_size:
+        if size > cfg.max_batch_size:
+            problems.append(f"preferred batch size {size} exceeds max_batch_size {cfg.max_batch_size}")
+    (ci,), (co,) = cfg.input, cfg.output
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    if ci.name != inp.name or list(ci.dims) != list(inp.shape[1:]) or mc.DataType.Name(ci.data_type) != DTYPES[inp.dtype]:
+        problems.append(f"input {ci.name} {list(ci.dims)} does not match the artifact's {inp.name} {list(inp.shape[1:])} "
+                        f"{inp.dtype}")
+    if co.name != out.name or list(co.dims) != [card.num_classes] or mc.DataType.Name(co.data_type) != DTYPES[out.dtype]:
+        problems.append(f"output {co.name} {list(co.dims)} does not match the artifact's {out.name} "
+                        f"[{card.num_classes}] {out.dtype}")
+    if problems:
+        raise UserError(f"{where}: {'; '.join(problems)}")

@@ -1,0 +1,146 @@
+"""A Triton model repository for one artifact, written whole or not at all.
+
+```
+REPO/NAME/config.pbtxt     backend, shapes, dtypes, dynamic batching, instances, warm-up
+REPO/NAME/labels.txt       the card's class names, one a line (Triton's classification extension)
+REPO/NAME/card.json        the artifact's card: what the input must be (normalised inside the graph)
+REPO/NAME/1/model.onnx     native onnxruntime backend, or
+REPO/NAME/1/model.plan     native tensorrt backend (+ model.plan.json manifest, .sig), or
+REPO/NAME/1/model.py       Python backend + the artifact beside it (any kind, through its runner)
+```
+
+The model folder is built under a temporary name beside its final place and renamed into place, so
+a failed write leaves nothing, and files get the umask's permissions (a server running as another
+user can read them).
+"""
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from wrn_deploy.card import artifact_kind, manifest_path, read_card
+from wrn_deploy.errors import UserError
+from wrn_deploy.fileio import check_writable_dir, umask
+from wrn_deploy.runners.base import TensorMeta
+from wrn_deploy.triton import config as C
+
+NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+@dataclass
+class Written:
+    folder: Path
+    config: str
+    backend: str
+    loaded: str   # what the real-load check found: "loaded", or why it was not tried
+
+
+def artifact_io(path: Path, card) -> tuple:
+    """(input TensorMeta, output TensorMeta, batch range) of the artifact.
+
+    ONNX files and checkpoints are asked through their runner; a plan cannot be opened without a
+    GPU, so its card and manifest (the batch profile) answer for it."""
+    kind = artifact_kind(path)
+    if kind == "plan":
+        man = json.loads(manifest_path(path).read_text())
+        s, io = card.input_size, card.input.dtype
+        return (TensorMeta(card.input.name, io, (-1, 3, s, s)), TensorMeta("logits", io, (-1, card.num_classes)),
+                (man["profile"]["min"], man["profile"]["max"]))
+    from wrn_deploy.runners import runner_for
+
+    with runner_for(path) as runner:
+        (inp,), (out,) = runner.inputs(), runner.outputs()
+        return inp, out, runner.batch_range()
+
+
+def _backend(kind: str, wanted: str) -> str:
+    if wanted == "python":
+        return "python"
+    if kind == "checkpoint":
+        raise UserError("a checkpoint has no native Triton backend: export it, or pass --backend python")
+    return C.BACKENDS[kind][0]
+
+
+def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, check_load: bool = True) -> Written:
+    artifact, repo = Path(artifact), Path(repo)
+    if not set(opts.name) <= NAME_OK or opts.name.startswith("."):
+        raise UserError(f"model name {opts.name!r}: use letters, digits, '-', '_' and '.'")
+    card = read_card(artifact)
+    kind = artifact_kind(artifact)
+    backend = _backend(kind, opts.backend)
+    opts = C.ServeOptions(**{**opts.__dict__, "backend": backend})
+    final = repo / opts.name
+    if final.exists() and not force:
+        raise UserError(f"{final} exists; pass --force to replace it")
+    if final.resolve() in artifact.resolve().parents:
+        raise UserError(f"{artifact} is inside {final}; write the repository elsewhere")
+    inp, out, batch_range = artifact_io(artifact, card)
+    text = C.render(card, inp, out, opts)
+    cfg = C.parse(text, f"{final}/config.pbtxt")
+    if cfg is not None:
+        C.check_semantics(cfg, card, inp, out, batch_range, f"{final}/config.pbtxt")
+    repo.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(repo)
+    tmp = repo / f".{opts.name}.wrn-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _fill(tmp, artifact, kind, card, text, backend)
+        loaded = _check_load(repo, tmp, opts.name, backend) if check_load else "not checked (--no-check-load)"
+        _swap_into_place(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Written(final, text, backend, loaded)
+
+
+def _fill(folder: Path, artifact: Path, kind: str, card, text: str, backend: str) -> None:
+    version = folder / "1"
+    version.mkdir(parents=True)
+    (folder / "config.pbtxt").write_text(text)
+    (folder / "labels.txt").write_text("".join(c + "\n" for c in card.classes))
+    (folder / "card.json").write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    target = version / ("model.safetensors" if kind == "checkpoint" else C.BACKENDS[kind][1])
+    shutil.copyfile(artifact, target)
+    for side in (manifest_path(artifact), Path(f"{artifact}.sig")):
+        if kind == "plan" and side.exists():
+            shutil.copyfile(side, Path(str(target) + side.name[len(artifact.name):]))
+    if backend == "python":
+        shutil.copyfile(Path(__file__).with_name("python_model.py"), version / "model.py")
+    mode = 0o666 & ~umask()
+    for p in folder.rglob("*"):
+        p.chmod(mode | (0o111 & ~umask()) if p.is_dir() else mode)
+    folder.chmod(0o777 & ~umask())
+
+
+def _check_load(repo: Path, folder: Path, name: str, backend: str) -> str:
+    """Load the model in a real tritonserver, where one exists here, before it is put in place."""
+    from wrn_deploy.triton.server import Server, find_tritonserver, free_port
+
+    binary = find_tritonserver()
+    if binary is None:
+        return "not checked (no tritonserver here)"
+    if binary.source == "nvidia-pytriton" and backend != "python":
+        return f"not checked (this tritonserver has only the Python backend, no {backend})"
+    # Load the candidate from a private repository that holds only it, under its final name.
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="wrn-deploy-triton-check-") as tmp:
+        (Path(tmp) / name).symlink_to(folder.resolve(), target_is_directory=True)
+        server = Server(Path(tmp), http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+                        models=(name,), log=Path(tmp) / "server.log")
+        try:
+            server.start(timeout=180)
+        except UserError as e:
+            raise UserError(f"tritonserver refused the generated model {name}: {e.format_message()}") from None
+        finally:
+            server.stop()
+    return f"loaded by a real tritonserver ({binary.source})"
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    old = final.with_name(f".{final.name}.old.wrn-tmp")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,201 @@
+"""Running a real ``tritonserver``: found on PATH (NVIDIA's containers) or taken from the
+``nvidia-pytriton`` wheel (the ``serve`` extra: Triton with its Python backend only).
+
+The server runs in its own process group and is told to stop when wrn-deploy dies (Linux
+``PR_SET_PDEATHSIG``), so no server outlives its ``serve``. It binds 127.0.0.1 unless asked.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wrn_deploy.errors import UserError
+
+
+@dataclass(frozen=True)
+class TritonBinary:
+    exe: Path
+    backends: Path
+    env: dict = field(default_factory=dict)   # what the binary needs in its environment
+    source: str = ""
+
+
+def _pytriton_dist() -> TritonBinary | None:
+    """pytriton's server with the Python-backend stub for this interpreter, prepared once in a cache."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(list(spec.submodule_search_locations)[0])
+    dist, libs = root / "tritonserver", root.parent / "nvidia_pytriton.libs"
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not (dist / "bin" / "tritonserver").exists() or not stub.exists():
+        return None
+    from importlib import metadata
+
+    cache = Path.home() / ".cache" / "wrn-deploy" / f"tritonserver-{metadata.version('nvidia-pytriton')}-py{version}"
+    if not (cache / "backends" / "python" / "triton_python_backend_stub").exists():
+        tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(dist, tmp, ignore=shutil.ignore_patterns("python_backend_stubs", "__pycache__"))
+        shutil.copy(stub, tmp / "backends" / "python" / "triton_python_backend_stub")
+        try:
+            tmp.rename(cache)
+        except OSError:  # another process prepared it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    # The stub links libpython: the interpreter's own, not the system's (which differs here).
+    lib_path = [str(libs), sysconfig.get_config_var("LIBDIR") or ""]
+    return TritonBinary(cache / "bin" / "tritonserver", cache / "backends",
+                        {"LD_LIBRARY_PATH": ":".join(p for p in lib_path if p)}, "nvidia-pytriton")
+
+
+def find_tritonserver() -> TritonBinary | None:
+    on_path = shutil.which("tritonserver")
+    if on_path:
+        return TritonBinary(Path(on_path), Path(os.environ.get("TRITON_BACKENDS", "/opt/tritonserver/backends")),
+                            source="PATH")
+    return _pytriton_dist()
+
+
+def require_tritonserver() -> TritonBinary:
+    found = find_tritonserver()
+    if found is None:
+        raise UserError("no tritonserver found: install the 'serve' extra (pip install 'wrn-deploy[serve]') or "
+                        "run inside NVIDIA's Triton container")
+    return found
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise UserError(f"port {port} on {host} is not free ({e.strerror}); choose another") from None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: its own process group, and SIGTERM when the parent dies."""
+    os.setsid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class Server:
+    """A running tritonserver: ``with Server(...) as s:`` starts it, waits until ready, stops it."""
+
+    repo: Path
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    models: tuple = ()            # with models: explicit control, load only these
+    log: Path | None = None       # where the server's output goes [default: discarded]
+    process: subprocess.Popen | None = None
+
+    @property
+    def http(self) -> str:
+        return f"{self.host}:{self.http_port}"
+
+    @property
+    def grpc(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    def command(self, binary: TritonBinary) -> list:
+        cmd = [str(binary.exe), f"--model-repository={self.repo}", f"--backend-directory={binary.backends}",
+               f"--http-address={self.host}", f"--http-port={self.http_port}",
+               f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
+               f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
+               "--exit-on-error=true", "--strict-readiness=true", "--log-verbose=0"]
+        if self.models:
+            cmd += ["--model-control-mode=explicit", *(f"--load-model={m}" for m in self.models)]
+        return cmd
+
+    def start(self, timeout: float = 120) -> "Server":
+        binary = require_tritonserver()
+        for port in (self.http_port, self.grpc_port, self.metrics_port):
+            check_port_free(self.host, port)
+        env = dict(os.environ, **binary.env)
+        if binary.env.get("LD_LIBRARY_PATH") and os.environ.get("LD_LIBRARY_PATH"):
+            env["LD_LIBRARY_PATH"] = binary.env["LD_LIBRARY_PATH"] + ":" + os.environ["LD_LIBRARY_PATH"]
+        # The Python backend's stub imports model.py with the python3 first on PATH: this one.
+        env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen(self.command(binary), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.wait_ready(timeout)
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http}/v2/health/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.process.poll() is not None:
+                raise UserError(f"tritonserver exited with code {self.process.returncode} before it was ready"
+                                + self._why())
+            if time.monotonic() > deadline:
+                self.stop()
+                raise UserError(f"tritonserver was not ready after {timeout:.0f} s" + self._why())
+            time.sleep(0.2)
+
+    def _why(self) -> str:
+        """The first model-load failure in the server's log, and where the log is."""
+        if not self.log or not Path(self.log).exists():
+            return " (--log FILE keeps its log)"
+        lines = Path(self.log).read_text(errors="replace").splitlines()
+        failed = next((line.split('] "', 1)[-1].rstrip('"') for line in lines if "failed to load" in line), None)
+        return (f": {failed[:300]}" if failed else "") + f"; its log: {self.log}"
+
+    def stop(self, grace: float = 15) -> int | None:
+        """SIGTERM to the server's process group (its backend stubs too), then SIGKILL if it lingers."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(self.process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.process.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        try:  # stubs left in the group after the server itself exited
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return self.process.returncode
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
