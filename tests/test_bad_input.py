@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -389,6 +390,23 @@ CASES = {
                                             c.tmp / "l"], "two different paths|exists"),
     "keygen existing": (lambda c: [c.copy("k.pem") and "keygen", c.tmp / "k.pem", c.tmp / "new.pub"], "never replaces"),
     "keygen missing folder": (lambda c: ["keygen", c.tmp / "no" / "k", c.tmp / "k.pub"], "does not exist"),
+    # found by probing as a careless user and an attacker would
+    "quantize max-drop nan": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--max-drop", "nan"],
+                              "not a finite number"),
+    "quantize max-drop inf": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--max-drop", "inf"],
+                              "max-drop"),
+    "eval gate nan": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--min-agreement", "nan"], "not a finite"),
+    "eval gate -inf": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--min-agreement", "-inf"], "min-agreement"),
+    "eval drop negative": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--max-int8-drop", "-1"], "max-int8-drop"),
+    "newline in path": (lambda c: ["export", c.ckpt(), "-o", c.copy("m.onnx", "a\nb.onnx")], r"a\\nb\.onnx exists"),
+    "fifo as checkpoint": (lambda c: [os.mkfifo(c.tmp / "f.safetensors") or "export", c.tmp / "f.safetensors", "-o",
+                                      c.tmp / "m.onnx"], "not a regular file"),
+    "card kind lies": (lambda c: [_ckpt_card(c, kind="onnx") or "export", c.tmp / "bad.safetensors", "-o",
+                                  c.tmp / "m.onnx"], "not a checkpoint"),
+    "card mean nan": (lambda c: [_ckpt_card(c, mean=[float("nan")] * 3) or "export", c.tmp / "bad.safetensors", "-o",
+                                 c.tmp / "m.onnx"], "finite"),
+    "card names a huge network": (lambda c: [_ckpt_card(c, arch="wrn-1000-100") or "export", c.tmp / "bad.safetensors",
+                                             "-o", c.tmp / "m.onnx"], "do not match"),
     # the command line itself
     "unknown command": (lambda c: ["nonsense"], "No such command"),
     "unknown option": (lambda c: ["export", "--nope"], "No such option"),
@@ -404,6 +422,19 @@ def _bad_ckpt_card(c):
         meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
     card = json.loads(meta["card"])
     card["classes"] = "not a list"
+    save_file(tensors, str(c.tmp / "bad.safetensors"), metadata=dict(meta, card=json.dumps(card)))
+
+
+def _ckpt_card(c, **changes):
+    """The trained checkpoint's weights under a card with ``changes`` (as an attacker would edit it)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    src = c.art / "run" / "best.safetensors"
+    with safe_open(str(src), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    card = json.loads(meta["card"])
+    card.update(changes)
     save_file(tensors, str(c.tmp / "bad.safetensors"), metadata=dict(meta, card=json.dumps(card)))
 
 
@@ -572,3 +603,27 @@ def test_killed_runs_leave_nothing_the_next_run_keeps(tmp_path):
     stale.write_bytes(b"half")
     write_text(tmp_path / "other.txt", "x")
     assert not stale.exists() and (tmp_path / "other.txt").read_text() == "x"
+
+
+def test_sigterm_leaves_no_temporary_file(art, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "wrn_deploy", "export", art / "run" / "best.safetensors", "-o",
+                             tmp_path / "m.onnx", "--verify-images", "256"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # inside the export or its verification
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait() in (0, 143)
+    if proc.returncode == 143:
+        assert "stopped by SIGTERM" in proc.stderr.read()
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path):
+    """Two runs checked the same absent output; the second to finish must not replace the first's."""
+    from wrn_deploy.errors import UserError
+    from wrn_deploy.fileio import atomic_output
+
+    out = tmp_path / "m.onnx"
+    with pytest.raises(UserError, match="appeared while this ran"):
+        with atomic_output(out, replace=False) as tmp:
+            tmp.write_text("second")
+            out.write_text("first")  # the other run finishes first
+    assert out.read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]

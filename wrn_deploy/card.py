@@ -13,6 +13,7 @@ of the chain) and ``step`` (what made it: name, options, tool versions).
 """
 
 import json
+import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -184,8 +185,9 @@ def _check(card: Card, d: dict, where: str) -> None:
         problems.append(f"it names {len(card.classes)} classes but says num_classes={d['num_classes']}")
     if card.input_size < 1:
         problems.append(f"input_size {card.input_size} is not positive")
-    if len(card.mean) != 3 or len(card.std) != 3 or min(card.std) <= 0:
-        problems.append("mean and std must be three numbers each, std positive")
+    if len(card.mean) != 3 or len(card.std) != 3 or not all(map(math.isfinite, card.mean + card.std)) \
+            or min(card.std) <= 0:
+        problems.append("mean and std must be three finite numbers each, std positive")
     if not 0 <= card.dropout < 1:
         problems.append(f"dropout {card.dropout} is outside [0, 1)")
     if problems:
@@ -218,13 +220,16 @@ def read_card(path) -> Card:
     path = Path(path)
     kind = artifact_kind(path)
     if not path.is_file():
-        raise UserError(f"{kind} {path} does not exist")
+        raise UserError(f"{kind} {path} " + ("is not a regular file" if path.exists() else "does not exist"))
     raw = {"checkpoint": _raw_from_safetensors, "onnx": _raw_from_onnx, "plan": _raw_from_manifest}[kind](path)
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, TypeError):
         raise UserError(f"{path}: the card is not valid JSON") from None
-    return Card.from_dict(data, str(path))
+    card = Card.from_dict(data, str(path))
+    if card.kind != kind:
+        raise UserError(f"{path}: its card describes a {card.kind}, but the file is a {kind}")
+    return card
 
 
 def _raw_from_safetensors(path: Path) -> str:

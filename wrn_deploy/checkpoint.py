@@ -38,7 +38,7 @@ def load_checkpoint(path) -> Checkpoint:
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
+        raise UserError(f"checkpoint {path} " + ("is not a regular file" if path.exists() else "does not exist"))
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -46,6 +46,8 @@ def load_checkpoint(path) -> Checkpoint:
     except (SafetensorError, OSError, ValueError) as e:
         raise UserError(f"checkpoint {path} is corrupt or not a safetensors file ({e})") from None
     card = card_from_safetensors_metadata(meta, str(path))
+    if card.kind != "checkpoint":
+        raise UserError(f"checkpoint {path}: its card says it is a {card.kind}, not a checkpoint")
     try:
         train_meta = json.loads(meta.get("train", "{}"))
     except json.JSONDecodeError:
@@ -59,8 +61,17 @@ def model_from_checkpoint(path, device="cpu") -> tuple:
     """Build the card's architecture and load the weights strictly; returns (model, card)."""
     from wrn_deploy.arch import create_model
 
+    import torch
+
     ckpt = load_checkpoint(path)
     card = ckpt.card
+    with torch.device("meta"):  # shapes only: a card naming a huge network allocates nothing
+        expected = {k: tuple(v.shape) for k, v in create_model(card.arch, card.num_classes).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in ckpt.state.items()}
+    if expected != found:
+        diff = sorted(set(expected.items()) ^ set(found.items()))[:1]
+        raise UserError(f"checkpoint {path}: the weights do not match the card's {card.arch} with "
+                        f"{card.num_classes} classes (first difference: {diff[0][0] if diff else '?'})")
     model = create_model(card.arch, num_classes=card.num_classes, dropout=card.dropout)
     try:
         model.load_state_dict(ckpt.state, strict=True)

@@ -5,6 +5,8 @@ Heavy libraries (torch, onnx, onnxruntime, tensorrt) are imported inside the com
 """
 
 import os
+import re
+import signal
 import sys
 import traceback
 
@@ -52,13 +54,26 @@ def main(argv=None) -> None:
     WRN_DEPLOY_DEBUG=1 (or --debug first) shows the traceback of any error, for bug reports.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    # SIGTERM (timeout, docker stop, systemd) and SIGINT unwind like an exception, so every
+    # temporary file is removed on the way out; `serve` installs its own handlers.
     debug = os.environ.get("WRN_DEPLOY_DEBUG", "") not in ("", "0") or argv[:1] == ["--debug"]
     if argv[:1] == ["--debug"]:
         argv = argv[1:]
+    previous = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _run(argv, debug)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(argv: list, debug: bool) -> None:
     try:
         rv = cli.main(args=argv, prog_name="wrn-deploy", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except Interrupted as e:
+        _fail(f"stopped by {signal.Signals(e.code - 128).name}", e.code, debug)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("aborted", 130, debug)
     except click.ClickException as e:
@@ -78,9 +93,19 @@ def main(argv=None) -> None:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
+class Interrupted(SystemExit):
+    """A stop signal, raised where the program is so that cleanup runs."""
+
+
+def _interrupted(signum, _frame):
+    raise Interrupted(128 + signum)
+
+
 def _fail(message: str, code: int, debug: bool) -> None:
     if debug:
         traceback.print_exc()
+    # One line, whatever a path contains: control characters are shown escaped, not obeyed.
+    message = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message)
     click.echo(f"wrn-deploy: {message}", err=True)
     sys.exit(code)
 

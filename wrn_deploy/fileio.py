@@ -79,11 +79,13 @@ def sweep_stale_temporaries(folder) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path, mode: int | None = None):
+def atomic_output(path, mode: int | None = None, replace: bool = True):
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
 
     The file gets ``mode`` (for secrets) or what the umask allows, as an ordinary file would:
-    mkstemp's 0600 would make models unreadable to a server running as another user.
+    mkstemp's 0600 would make models unreadable to a server running as another user. With
+    ``replace=False`` a file that appeared at ``path`` meanwhile (another run) is never replaced:
+    the temporary file is hard-linked into place, which fails if the name is taken.
     """
     path = Path(path)
     if not path.parent.is_dir():
@@ -97,19 +99,25 @@ def atomic_output(path, mode: int | None = None):
     try:
         yield Path(tmp)
         os.chmod(tmp, mode if mode is not None else 0o666 & ~umask())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise UserError(f"{path} appeared while this ran (another run?); pass --force to replace it") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def write_json(path, data) -> None:
-    with atomic_output(path) as tmp:
+def write_json(path, data, replace: bool = True) -> None:
+    with atomic_output(path, replace=replace) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_text(path, text: str, mode: int | None = None) -> None:
-    with atomic_output(path, mode) as tmp:
+def write_text(path, text: str, mode: int | None = None, replace: bool = True) -> None:
+    with atomic_output(path, mode, replace) as tmp:
         tmp.write_text(text)
 
 

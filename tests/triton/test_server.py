@@ -205,3 +205,18 @@ def test_port_in_use_is_one_clear_line(repo):
                                "--grpc-port", str(free_port()), "--metrics-port", str(free_port())], cwd=ROOT,
                               capture_output=True, text=True)
     assert proc.returncode == 2 and f"port {busy}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_client_example_classifies_image_files(protocol, server, cifar_dir):
+    files = sorted((cifar_dir / "test" / "cat").glob("*.png"))[:3]
+    url = server.grpc if protocol == "grpc" else server.http
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "triton_client.py"), "--model", MODEL, "--url", url,
+                           *(["--grpc"] if protocol == "grpc" else []), *map(str, files)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith(str(f)) for line, f in zip(lines, files))
+    from wrn_deploy.data.synthetic import CLASSES
+
+    assert all(sum(name in line for name in CLASSES) >= 3 for line in lines)  # top 3 with their labels

@@ -3,7 +3,7 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import data_options, force_option, progress_option
+from wrn_deploy.commands.options import Finite, data_options, force_option, progress_option
 
 
 @click.command(name="eval")
@@ -21,10 +21,10 @@ from wrn_deploy.commands.options import data_options, force_option, progress_opt
               help="ONNX Runtime execution provider for --onnx.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Device for --checkpoint.")
-@click.option("--min-agreement", type=float, default=limits.FP32_MIN_AGREEMENT, show_default=True, help="FP32 gate, %.")
-@click.option("--min-fp16-agreement", type=float, default=limits.FP16_MIN_AGREEMENT, show_default=True,
+@click.option("--min-agreement", type=Finite(0, 100), default=limits.FP32_MIN_AGREEMENT, show_default=True, help="FP32 gate, %.")
+@click.option("--min-fp16-agreement", type=Finite(0, 100), default=limits.FP16_MIN_AGREEMENT, show_default=True,
               help="FP16 gate, %.")
-@click.option("--max-int8-drop", type=float, default=limits.INT8_MAX_DROP, show_default=True, help="INT8 gate, points.")
+@click.option("--max-int8-drop", type=Finite(0, 100), default=limits.INT8_MAX_DROP, show_default=True, help="INT8 gate, points.")
 @click.option("--allow-calibration-overlap", is_flag=True, help="Score an INT8 model on its calibration images.")
 @click.option("--allow-other-data", is_flag=True, help="Score on data other than the model's (same classes).")
 @click.option("--verify-key", type=click.Path(dir_okay=False), help="Ed25519 public key the plan must verify with.")
@@ -68,7 +68,7 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
     for rep in reports:  # the verdict first: a report that cannot be written loses nothing shown
         click.echo(terminal(rep))
     for prefix, rep in zip(prefixes, reports):
-        write_json(f"{prefix}.json", rep)
-        write_text(f"{prefix}.md", markdown(rep))
+        write_json(f"{prefix}.json", rep, replace=force)
+        write_text(f"{prefix}.md", markdown(rep), replace=force)
         click.echo(f"report: {prefix}.json, {prefix}.md")
     sys.exit(0 if all(r["passed"] for r in reports) else 1)

@@ -1,5 +1,7 @@
 """Options that several commands share, spelled the same everywhere."""
 
+import math
+
 import click
 
 from wrn_deploy.data.table import NAMES
@@ -18,6 +20,16 @@ def data_options(default_help: str = "the model's", default: str | None = None):
                             help="Dataset" + ("." if default else f" [default: {default_help}]."))(f)
 
     return decorate
+
+
+class Finite(click.FloatRange):
+    """A float in [lo, hi] that is a number: NaN and infinities pass click's range checks."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value
 
 
 def force_option(f):

@@ -3,7 +3,7 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import data_options, force_option, progress_option
+from wrn_deploy.commands.options import Finite, data_options, force_option, progress_option
 
 
 @click.command()
@@ -19,12 +19,12 @@ from wrn_deploy.commands.options import data_options, force_option, progress_opt
               help="Where manifests and cached ranges live.")
 @click.option("--method", type=click.Choice(["entropy", "percentile", "minmax"]), default="percentile",
               show_default=True, help="How activation ranges are chosen.")
-@click.option("--percentile", type=click.FloatRange(90, 100), default=limits.CALIB_PERCENTILE, show_default=True)
+@click.option("--percentile", type=Finite(90, 100), default=limits.CALIB_PERCENTILE, show_default=True)
 @click.option("--target", type=click.Choice(["tensorrt", "cpu"]), default="tensorrt", show_default=True,
               help="tensorrt: symmetric S8S8 Q/DQ on Conv/Gemm inputs; cpu: U8S8, every op (fastest in ORT).")
 @click.option("--rest", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="tensorrt target: precision of the unquantized remainder.")
-@click.option("--max-drop", type=click.FloatRange(0), default=limits.INT8_MAX_DROP, show_default=True,
+@click.option("--max-drop", type=Finite(0, 100), default=limits.INT8_MAX_DROP, show_default=True,
               help="Largest allowed top-1 drop (points) against FP32 on held-out training images.")
 @click.option("--no-guard", is_flag=True, help="Skip the layer-exclusion search (still report the drop).")
 @click.option("--allow-other-data", is_flag=True, help="Calibrate on data other than the model's (same classes).")

@@ -2,7 +2,7 @@
 
 import click
 
-from wrn_deploy.commands.options import data_options, progress_option
+from wrn_deploy.commands.options import Finite, data_options, progress_option
 
 
 @click.command()
@@ -12,9 +12,9 @@ from wrn_deploy.commands.options import data_options, progress_option
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/ARCH-DATA].")
 @click.option("--epochs", type=click.IntRange(1), help="Epochs; the recipe's lr milestones scale with it.")
 @click.option("--batch-size", type=click.IntRange(1), help="Global batch size (all processes together).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), help="Initial learning rate.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between convolutions.")
-@click.option("--weight-decay", type=click.FloatRange(0), help="L2 weight decay.")
+@click.option("--lr", type=Finite(0, min_open=True), help="Initial learning rate.")
+@click.option("--dropout", type=Finite(0, 1, max_open=True), help="Dropout between convolutions.")
+@click.option("--weight-decay", type=Finite(0), help="L2 weight decay.")
 @click.option("--augment", type=click.Choice(["crop-flip", "none", "imagenet"]), help="Training augmentation.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds init, data order, augmentation.")
 @click.option("--val-size", type=click.IntRange(1), help="Images held out of train for checkpoint selection.")

@@ -87,10 +87,9 @@ class FolderSplit:
 
 
 def _need(data_dir: Path, what: str, name: str):
-    raise UserError(
-        f"{name} not found in --data-dir {data_dir} (expected {what}); it downloads by itself only "
-        f"when this machine is online"
-    )
+    hint = ("pass --data-dir with train/ and test/ class folders" if name == "an image folder"
+            else "it downloads by itself only when this machine is online")
+    raise UserError(f"{name} not found in {data_dir} (expected {what}); {hint}")
 
 
 def _torchvision_set(cls, data_dir: Path, name: str, expected: str, **kw):

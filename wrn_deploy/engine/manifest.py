@@ -174,6 +174,7 @@ def generate_keypair(private_path, public_path) -> None:
         check_output(path)
     key = Ed25519PrivateKey.generate()
     write_text(private_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()).decode(), mode=0o600)
+                                               serialization.NoEncryption()).decode(), mode=0o600, replace=False)
     write_text(public_path, key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                          serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+                                                          serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
+               replace=False)

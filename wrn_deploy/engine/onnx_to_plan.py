@@ -134,13 +134,13 @@ def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None, force:
     if opts.timing_cache:
         with atomic_output(opts.timing_cache) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    with atomic_output(plan_path) as tmp:
+    with atomic_output(plan_path, replace=force) as tmp:
         tmp.write_bytes(data)
-    with atomic_output(M.manifest_path(plan_path)) as tmp:
+    with atomic_output(M.manifest_path(plan_path), replace=force) as tmp:
         tmp.write_bytes(manifest_bytes)
     sig = M.signature_path(plan_path)
     if key is not None:
-        with atomic_output(sig) as tmp:
+        with atomic_output(sig, replace=force) as tmp:
             tmp.write_text(M.sign_bytes(key, data, manifest_bytes))
     elif sig.exists():
         sig.unlink()  # a signature of the previous plan: it would fail, or worse, mislead

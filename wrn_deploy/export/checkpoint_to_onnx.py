@@ -66,7 +66,7 @@ def export_checkpoint(checkpoint, output, opts: ExportOptions, force: bool = Fal
         from wrn_deploy.export.fp16 import to_fp16
 
         target, fp16_notes = to_fp16(net, opts.fp16_io)
-    with atomic_output(output) as tmp:
+    with atomic_output(output, replace=force) as tmp:
         export_onnx(target, tmp, card.input_size, opts.batch, opts.opset,
                     dtype=torch.float16 if opts.fp16_io else torch.float32)
         write_into_onnx(tmp, new_card)
@@ -80,5 +80,5 @@ def export_checkpoint(checkpoint, output, opts: ExportOptions, force: bool = Fal
         report = {"output": str(output), "precision": str(new_card.precision), "card": new_card.to_dict(),
                   "prepare": prep.to_dict(), "graph": graph_report(tmp), "fp16": fp16_notes,
                   "verification": figures}
-    write_json(report_path(output), report)
+    write_json(report_path(output), report, replace=force)
     return report

@@ -64,8 +64,8 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
         result = _quantize_and_guard(onnx_path, Path(tmp), opts, data, folder / "ranges.json", cached)
         if not cached:
             write_json(folder / "manifest.json", manifest)
-        report = _finish(onnx_path, output, card, manifest, folder, opts, result, cached)
-    write_json(output.with_suffix(".report.json"), report)
+        report = _finish(onnx_path, output, card, manifest, folder, opts, result, cached, force)
+    write_json(output.with_suffix(".report.json"), report, replace=force)
     return report
 
 
@@ -124,7 +124,8 @@ def _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, node
     return excluded
 
 
-def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, opts, result, cached) -> dict:
+def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, opts, result, cached,
+            force: bool) -> dict:
     from dataclasses import asdict
 
     from wrn_deploy.card import Precision, Step, versions, write_into_onnx
@@ -145,7 +146,7 @@ def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, 
     step = Step("quantize", {**asdict(opts.spec), "calib_size": opts.calib_size, "seed": opts.seed,
                              "split": opts.split, "max_drop": opts.max_drop}, versions("onnx", "onnxruntime"))
     new_card = card.derive("onnx", fp32, step, precision=Precision("int8", rest), quantization=quant)
-    with atomic_output(output) as tmp:
+    with atomic_output(output, replace=force) as tmp:
         tmp.write_bytes(result["path"].read_bytes())
         write_into_onnx(tmp, new_card)
         check_model(tmp)
