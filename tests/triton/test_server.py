@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from tests.conftest import ROOT
 from wrn_deploy.triton.server import Server, find_tritonserver, free_port

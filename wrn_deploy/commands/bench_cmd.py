@@ -23,7 +23,6 @@ from wrn_deploy.commands.options import data_options
 def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, concurrency, triton, instances, threads,
           output, force):
     """Measure ARTIFACT: p50/p90/p99 latency and throughput after warm-up, on real images."""
-    import json
     import tempfile
     from pathlib import Path
 
