@@ -88,7 +88,7 @@ class FolderSplit:
 
 def _need(data_dir: Path, what: str, name: str):
     hint = ("pass --data-dir with train/ and test/ class folders" if name == "an image folder"
-            else "it downloads by itself only when this machine is online")
+            else "pass --data-dir where it lives (it downloads by itself only when this machine is online)")
     raise UserError(f"{name} not found in {data_dir} (expected {what}); {hint}")
 
 
