@@ -36,7 +36,11 @@ def test_every_artifact_kind_reads_through_one_function(tmp_path):
     assert int8.origin == onnx_card.origin  # the root stays the trained checkpoint
     (tmp_path / "m.plan").write_bytes(b"plan")
     (tmp_path / "m.plan.json").write_text(json.dumps({"card": int8.to_dict()}))
-    assert read_card(tmp_path / "m.plan") == int8
+    with pytest.raises(UserError, match="describes a onnx, but the file is a plan"):
+        read_card(tmp_path / "m.plan")
+    plan = int8.derive("plan", ckpt, Step("build"))
+    (tmp_path / "m.plan.json").write_text(json.dumps({"card": plan.to_dict()}))
+    assert read_card(tmp_path / "m.plan") == plan and plan.precision == int8.precision
     assert [artifact_kind(p) for p in ("a.safetensors", "b.onnx", "c.plan", "d.engine")] == [
         "checkpoint", "onnx", "plan", "plan"]
 
