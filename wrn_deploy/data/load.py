@@ -187,9 +187,13 @@ def for_card(card, split: str, data: str | None = None, data_dir=None, progress:
     return Selection(name, split, part, card.input_size, ds.identity, ds.classes)
 
 
-def _classes_differ(theirs: list, ours: tuple) -> str:
+def classes_differ(theirs, ours) -> str | None:
+    """How the data's class names differ from the model's, or None when they are the same, in order."""
+    theirs, ours = list(theirs), list(ours)
+    if theirs == ours:
+        return None
     if len(theirs) != len(ours):
-        return f"has {len(theirs)} classes; the model has {len(ours)}"
+        return f"has {len(theirs)} classes; the model has {len(ours)} classes"
     i = next(i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b)
     return f"names class {i} {theirs[i]!r}; the model calls it {ours[i]!r} (labels would shift)"
 
@@ -197,8 +201,9 @@ def _classes_differ(theirs: list, ours: tuple) -> str:
 def check_identity(card, ds: Dataset, split: str, allow_other_data: bool) -> None:
     """The data must be what the model knows: its class names in order, always; its images (the
     dataset's name and the split's content digest in the card), unless ``allow_other_data``."""
-    if list(ds.classes) != list(card.classes):
-        raise UserError(f"{ds.name} {_classes_differ(list(ds.classes), card.classes)}")
+    differ = classes_differ(ds.classes, card.classes)
+    if differ:
+        raise UserError(f"{ds.name} {differ}")
     ident = card.dataset or {}
     key = "test_sha256" if split == "test" else "train_sha256"
     if ident.get("name") and ident["name"] != ds.name:

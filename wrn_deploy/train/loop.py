@@ -22,6 +22,7 @@ from wrn_deploy.arch.normalize import Normalized
 from wrn_deploy.card import Step, new_card, versions
 from wrn_deploy.checkpoint import load_checkpoint, save_checkpoint
 from wrn_deploy.data import load_dataset
+from wrn_deploy.data.load import classes_differ
 from wrn_deploy.data.batches import batches
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import ensure_writable_dir, folder_lock, write_json, write_text
@@ -212,13 +213,9 @@ class Trainer:
 
     def _check_same_data(self, card, path) -> None:
         """Resuming on other data would carry on with shifted labels or other images: refuse it."""
-        if list(card.classes) != list(self.data.classes):
-            theirs, ours = list(self.data.classes), list(card.classes)
-            if len(theirs) != len(ours):
-                raise UserError(f"--resume: {path} has {len(ours)} classes but {self.cfg.dataset} has {len(theirs)}")
-            i = next(i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b)
-            raise UserError(f"--resume: class {i} is {ours[i]!r} in {path} but {theirs[i]!r} in the data "
-                            "(renamed or reordered class folders would shift the labels)")
+        differ = classes_differ(self.data.classes, card.classes)
+        if differ:
+            raise UserError(f"--resume: {path} does not fit the data: {self.cfg.dataset} {differ}")
         old, new = card.dataset, self.data.identity
         for key, what in (("name", "dataset"), ("train_sha256", "training images"), ("val_size", "held-out size"),
                           ("split_seed", "split seed")):
