@@ -1,0 +1,182 @@
+// wrn-classify: classify image files with a wrn-deploy model (ONNX via ONNX Runtime, or a TensorRT
+// plan where this build has TensorRT). Errors are one line on stderr and exit status 2.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backends.hpp"
+
+namespace {
+
+const char* kUsage =
+    "usage: wrn-classify --model FILE [--topk K] [--json] [--batch N] [--threads N] [--dump-input FILE] IMAGE...\n"
+    "\n"
+    "Classify PNG or JPEG images with a wrn-deploy model: a .onnx file (FP32, FP16 or INT8; ONNX Runtime on\n"
+    "the CPU) or a .plan/.engine TensorRT engine with its manifest (builds with TensorRT only).\n"
+    "\n"
+    "  --model FILE       the model; its card (in the ONNX metadata or the plan's manifest) gives the\n"
+    "                     input size, the class names and whether the graph normalises its input\n"
+    "  --topk K           classes to show per image (default 5)\n"
+    "  --json             print one JSON object with the top-k and all logits of every image\n"
+    "  --batch N          images per inference call (default 32)\n"
+    "  --threads N        ONNX Runtime intra-op threads (default: ONNX Runtime's choice)\n"
+    "  --dump-input FILE  also write the exact input tensor (float32, N x 3 x S x S, native byte order)\n"
+    "  --help             this text\n";
+
+struct Args {
+    std::string model, dump;
+    int topk = 5, batch = 32, threads = 0;
+    bool json = false;
+    std::vector<std::string> images;
+};
+
+int parse_int(const std::string& opt, const char* text, int lo, int hi) {
+    errno = 0;
+    char* end = nullptr;
+    long v = std::strtol(text, &end, 10);
+    if (errno || end == text || *end != '\0' || v < lo || v > hi)
+        throw wrn::Error(opt + " needs an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                         ", got '" + std::string(text).substr(0, 40) + "'");
+    return static_cast<int>(v);
+}
+
+// Returns false when --help was asked for.
+bool parse(int argc, char** argv, Args& a) {
+    bool options_done = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (options_done || arg.empty() || arg[0] != '-' || arg == "-") {
+            a.images.push_back(arg);
+            continue;
+        }
+        if (arg == "--") {
+            options_done = true;
+            continue;
+        }
+        std::string value;
+        bool inline_value = false;
+        const auto eq = arg.find('=');
+        if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            inline_value = true;
+        }
+        auto need = [&](const std::string& opt) -> std::string {
+            if (inline_value) return value;
+            if (i + 1 >= argc) throw wrn::Error(opt + " needs a value (see --help)");
+            return argv[++i];
+        };
+        if (arg == "--help" || arg == "-h") return false;
+        if (arg == "--json" && !inline_value) a.json = true;
+        else if (arg == "--model") a.model = need(arg);
+        else if (arg == "--dump-input") a.dump = need(arg);
+        else if (arg == "--topk") a.topk = parse_int(arg, need(arg).c_str(), 1, 1000000);
+        else if (arg == "--batch") a.batch = parse_int(arg, need(arg).c_str(), 1, 4096);
+        else if (arg == "--threads") a.threads = parse_int(arg, need(arg).c_str(), 0, 1024);
+        else throw wrn::Error("unknown option " + arg.substr(0, 40) + " (see --help)");
+    }
+    if (a.model.empty()) throw wrn::Error("--model FILE is required (see --help)");
+    if (a.images.empty()) throw wrn::Error("no images given (see --help)");
+    if (!a.dump.empty() && a.dump == a.model) throw wrn::Error("--dump-input must not be the model file");
+    return true;
+}
+
+std::string percent(double p) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f%%", 100.0 * p);
+    return buf;
+}
+
+int run(const Args& a) {
+    wrn::Options opts;
+    opts.threads = a.threads;
+    opts.max_batch = a.batch;
+    auto clf = wrn::Classifier::open(a.model, opts);
+    const wrn::Card& card = clf->card();
+    const int classes = static_cast<int>(card.classes.size());
+
+    std::ofstream dump;
+    const bool dumping = !a.dump.empty();
+    if (!a.dump.empty()) {
+        dump.open(a.dump, std::ios::binary | std::ios::trunc);
+        if (!dump) throw wrn::Error("cannot write --dump-input file " + a.dump);
+    }
+    // Images are decoded and run a batch at a time; results are printed only when all succeeded.
+    std::vector<float> logits;
+    logits.reserve(a.images.size() * classes);
+    for (std::size_t start = 0; start < a.images.size(); start += a.batch) {
+        const std::size_t stop = std::min(a.images.size(), start + a.batch);
+        std::vector<wrn::Image> imgs;
+        for (std::size_t i = start; i < stop; ++i) imgs.push_back(wrn::load_image(a.images[i], card));
+        std::vector<float> input = clf->input_tensor(imgs);
+        if (dumping) {
+            dump.write(reinterpret_cast<const char*>(input.data()), std::streamsize(input.size() * sizeof(float)));
+            if (!dump) throw wrn::Error("cannot write --dump-input file " + a.dump);
+        }
+        std::vector<float> got = clf->logits(input, static_cast<int>(imgs.size()));
+        logits.insert(logits.end(), got.begin(), got.end());
+    }
+    if (dumping) {
+        dump.close();
+        if (!dump) throw wrn::Error("cannot write --dump-input file " + a.dump);
+    }
+
+    if (a.json) {
+        nlohmann::json out = {{"model", a.model}, {"backend", clf->backend_name()}, {"arch", card.arch},
+                              {"precision", card.precision}, {"input_size", card.input_size},
+                              {"normalized_in_graph", card.normalized_in_graph}, {"images", nlohmann::json::array()}};
+        for (std::size_t i = 0; i < a.images.size(); ++i) {
+            const float* row = logits.data() + i * classes;
+            nlohmann::json top = nlohmann::json::array();
+            for (const wrn::Scored& s : wrn::top_k(row, classes, a.topk))
+                top.push_back({{"index", s.index}, {"class", card.classes[s.index]}, {"logit", s.logit},
+                               {"probability", s.probability}});
+            out["images"].push_back({{"path", a.images[i]}, {"top", top},
+                                     {"logits", std::vector<float>(row, row + classes)}});
+        }
+        std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+        for (std::size_t i = 0; i < a.images.size(); ++i) {
+            std::cout << a.images[i];
+            for (const wrn::Scored& s : wrn::top_k(logits.data() + i * classes, classes, a.topk))
+                std::cout << "\t" << card.classes[s.index] << " " << percent(s.probability);
+            std::cout << "\n";
+        }
+    }
+    std::cout.flush();
+    if (!std::cout) throw wrn::Error("cannot write the results to standard output");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Args a;
+    try {
+        if (!parse(argc, argv, a)) {
+            std::cout << kUsage;
+            return 0;
+        }
+        return run(a);
+    } catch (const wrn::Error& e) {
+        if (!a.dump.empty()) std::remove(a.dump.c_str());
+        std::cerr << "wrn-classify: error: " << e.what() << "\n";
+        return 2;
+    } catch (const std::bad_alloc&) {
+        if (!a.dump.empty()) std::remove(a.dump.c_str());
+        std::cerr << "wrn-classify: error: out of memory\n";
+        return 1;
+    } catch (const std::exception& e) {
+        if (!a.dump.empty()) std::remove(a.dump.c_str());
+        std::cerr << "wrn-classify: error: " << wrn::first_line(e.what()) << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,212 @@
+"""The C++ program (cpp/), built once per test session in temporary folders: a release build and an
+AddressSanitizer + UndefinedBehaviorSanitizer build, plus the models both are checked with (a WRN
+with randomised BatchNorm statistics, exported FP32 and FP16 and quantized to INT8 by the
+project's own commands, and a 224-pixel export for the resize-and-crop rule).
+
+The ONNX Runtime headers (Debian's libonnxruntime-dev) and nlohmann/json come from
+cpp/tools/fetch_deps.py (pinned .deb files from a Debian mirror, cached in ~/.cache/wrn-deploy);
+the library is the onnxruntime wheel's. Without cmake, a C++ compiler, make, libpng/libjpeg
+headers or a reachable Debian mirror the tests skip and say which one is missing.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+CPP = ROOT / "cpp"
+ERROR_PREFIX = "wrn-classify: error: "
+
+
+def _nice() -> list:
+    return ["nice", "-n", "5"] if shutil.which("nice") else []
+
+
+@pytest.fixture(scope="session")
+def cpp_deps() -> list:
+    """CMake arguments for ONNX Runtime and nlohmann/json, or a skip saying what is missing."""
+    for tool in ("cmake", "make"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed; the C++ program cannot be built here")
+    if not (shutil.which("c++") or shutil.which("g++")):
+        pytest.skip("no C++ compiler (c++/g++) is installed; the C++ program cannot be built here")
+    proc = subprocess.run([sys.executable, str(CPP / "tools" / "fetch_deps.py"), "--json"], capture_output=True,
+                          text=True, timeout=300)
+    if proc.returncode != 0:
+        pytest.skip(f"C++ dependencies unavailable: {proc.stderr.strip()}")
+    return [f"-D{k}={v}" for k, v in json.loads(proc.stdout).items()]
+
+
+class _Build:
+    """One CMake configure + build of wrn-classify, run in a background thread so that both builds
+    overlap with making the models; ``result()`` waits and skips or fails in the test's thread."""
+
+    def __init__(self, folder: Path, deps: list, options: list):
+        self.folder, self.deps, self.options = folder, deps, options
+        self.outcome = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            cfg = subprocess.run(["cmake", "-S", str(CPP), "-B", str(self.folder), *self.deps, *self.options],
+                                 capture_output=True, text=True, timeout=600)
+            if cfg.returncode != 0:
+                self.outcome = ("configure", cfg.stdout + cfg.stderr)
+                return
+            proc = subprocess.run([*_nice(), "cmake", "--build", str(self.folder), "--target", "wrn-classify",
+                                   "-j", "2"], capture_output=True, text=True, timeout=900)
+            if proc.returncode != 0:
+                self.outcome = ("build", proc.stdout[-6000:] + proc.stderr[-6000:])
+                return
+            self.outcome = ("ok", cfg.stdout)
+        except (OSError, subprocess.SubprocessError) as e:
+            self.outcome = ("build", f"{type(e).__name__}: {e}")
+
+    def result(self) -> Path:
+        self.thread.join()
+        kind, out = self.outcome
+        if kind == "configure":
+            for lib in ("PNG", "JPEG"):
+                if f"Could NOT find {lib}" in out:
+                    pytest.skip(f"lib{lib.lower()} development headers are not installed (e.g. apt-get install "
+                                "libpng-dev libjpeg-dev); the C++ program cannot be built here")
+            raise AssertionError(f"cmake configure failed:\n{out}")
+        assert kind == "ok", f"C++ build failed:\n{out}"
+        # Without TensorRT, CMake says in one line that its backend is skipped.
+        assert "TensorRT backend: skipped" in out or "backends: onnxruntime;tensorrt" in out, out
+        exe = self.folder / "wrn-classify"
+        assert exe.is_file()
+        return exe
+
+
+@pytest.fixture(scope="session")
+def cpp_builds(tmp_path_factory, cpp_deps) -> dict:
+    """Both builds, started together at the first test that needs either."""
+    return {"release": _Build(tmp_path_factory.mktemp("cpp-release"), cpp_deps, ["-DCMAKE_BUILD_TYPE=Release"]),
+            "sanitize": _Build(tmp_path_factory.mktemp("cpp-sanitize"), cpp_deps,
+                               ["-DCMAKE_BUILD_TYPE=Debug", "-DWRN_SANITIZE=ON"])}
+
+
+@pytest.fixture(scope="session")
+def cpp_exe(cpp_builds) -> Path:
+    return cpp_builds["release"].result()
+
+
+@pytest.fixture(scope="session")
+def cpp_asan_exe(cpp_builds) -> Path:
+    return cpp_builds["sanitize"].result()
+
+
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=99",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=98",
+}
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def result(self) -> dict:
+        return json.loads(self.stdout)
+
+    def logits(self):
+        import numpy as np
+
+        return np.array([im["logits"] for im in self.result["images"]], dtype=np.float32)
+
+
+def classify(exe: Path, model, images, *args, env=None) -> Run:
+    """Run wrn-classify; the image list goes through a response-free argv (no shell)."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([str(exe), "--model", str(model), *map(str, args), *map(str, images)],
+                          capture_output=True, text=True, timeout=600, env=full_env)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_sanitizer_clean(run: Run) -> None:
+    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"):
+        assert marker not in run.stderr, run.stderr[-4000:]
+    assert run.returncode not in (98, 99), run.stderr[-4000:]
+
+
+# -- models -------------------------------------------------------------------------------------------
+def _checkpoint(path: Path, size: int) -> Path:
+    """A WRN-10-1 with randomised BatchNorm statistics (tests/export/conftest.py), for ``size`` pixels."""
+    import torch
+
+    from tests.export.conftest import randomize_batchnorm
+    from wrn_deploy.arch import create_model
+    from wrn_deploy.card import Step, new_card, versions
+    from wrn_deploy.checkpoint import save_checkpoint
+    from wrn_deploy.data.synthetic import CLASSES
+
+    torch.manual_seed(12)
+    model = randomize_batchnorm(create_model("wrn-10-1", len(CLASSES), dropout=0.0), seed=12)
+    card = new_card("wrn-10-1", CLASSES, size, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), Step("test", {}, versions()),
+                    dataset={"name": "synthetic"})
+    save_checkpoint(path, model.state_dict(), card)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cpp_models(tmp_path_factory, cpp_builds) -> dict:
+    """FP32, FP16 and INT8 ONNX files of one 32-pixel model, made by export and quantize (while the
+    C++ builds run)."""
+    root = tmp_path_factory.mktemp("cpp-models")
+    ckpt = _checkpoint(root / "wrn-10-1.safetensors", 32)
+    models = {"fp32": root / "m.onnx", "fp16": root / "m.fp16.onnx", "int8": root / "m.int8.onnx"}
+    run_cli("export", ckpt, "-o", models["fp32"], "--no-verify")
+    run_cli("export", ckpt, "-o", models["fp16"], "--fp16", "--no-verify")
+    run_cli("quantize", models["fp32"], "-o", models["int8"], "--calib-size", "128", "--calib-dir", root / "calib",
+            "--no-progress")
+    return models
+
+
+@pytest.fixture(scope="session")
+def cpp_model_224(tmp_path_factory, cpp_builds) -> Path:
+    """A 224-pixel FP32 export (ImageNet-sized input: resize the short side to 256, crop 224)."""
+    root = tmp_path_factory.mktemp("cpp-model-224")
+    ckpt = _checkpoint(root / "wrn-10-1-224.safetensors", 224)
+    out = root / "m224.onnx"
+    run_cli("export", ckpt, "-o", out, "--no-verify")
+    return out
+
+
+# Sizes (width, height) the upscaled CIFAR images get: square, both orientations, odd sizes, the
+# exact 224 and 256 cases, strong elongation, and shrinking mostly in height (Pillow 13 then
+# resamples vertically first).
+LARGE_SIZES = [(65, 65), (97, 80), (300, 256), (256, 300), (224, 224), (400, 70), (257, 1000), (999, 333),
+               (256, 256), (241, 240), (1200, 300), (80, 96)]
+
+
+@pytest.fixture(scope="session")
+def large_images(cifar_dir, tmp_path_factory) -> Path:
+    """An ImageFolder test/ tree of real CIFAR-10 test images upscaled with Pillow to LARGE_SIZES,
+    each saved as PNG and as JPEG."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("cpp-large")
+    sources = sorted((cifar_dir / "test").glob("*/*.png"))
+    k = 0
+    for w, h in LARGE_SIZES:
+        for ext in ("png", "jpg"):
+            src = sources[(k * 41) % len(sources)]
+            folder = root / "test" / src.parent.name
+            folder.mkdir(parents=True, exist_ok=True)
+            im = Image.open(src).convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
+            im.save(folder / f"{k:02d}.{ext}", **({"quality": 90} if ext == "jpg" else {}))
+            k += 1
+    return root

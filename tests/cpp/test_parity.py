@@ -1,0 +1,137 @@
+"""The C++ program against the Python side on real CIFAR-10 images: the input tensor bit for bit
+(decoding, resize and crop, [0, 1] scaling, normalisation), the logits within a stated tolerance
+and the top-1 class of every image, for the FP32, FP16 and INT8 exports."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from tests.cpp.conftest import classify
+from wrn_deploy.card import read_card, write_into_onnx
+from wrn_deploy.data.load import Selection
+from wrn_deploy.data.sources import load_folder
+from wrn_deploy.runners.ort_runner import OrtRunner
+
+# Both sides run the same ONNX Runtime library with the same session options on bit-identical
+# inputs, so the logits are expected to be equal; the bound allows for a different thread split.
+LOGIT_TOL = 1e-5
+
+
+def python_images(root, size: int, train: bool = False):
+    """The Python pipeline's own images (wrn_deploy.data): ids, float tensor."""
+    split, classes, _ = load_folder(root, train, progress=False)
+    sel = Selection("cifar10", "train" if train else "test", split, size, {}, classes)
+    return [root / i for i in sel.ids], sel.images()
+
+
+def python_logits(model, images: torch.Tensor) -> np.ndarray:
+    with OrtRunner(model) as runner:
+        return runner.infer_all(images, batch=64)
+
+
+def dumped(path, shape) -> np.ndarray:
+    return np.fromfile(path, dtype=np.float32).reshape(shape)
+
+
+@pytest.fixture(scope="module")
+def test_pngs(cifar_dir):
+    return python_images(cifar_dir, 32)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_cifar_test_pngs_match_python(cpp_models, cpp_exe, test_pngs, tmp_path, precision):
+    paths, ref = test_pngs
+    assert len(paths) == 1000 and all(p.suffix == ".png" for p in paths)
+    model = cpp_models[precision]
+    run = classify(cpp_exe, model, paths, "--json", "--topk", "3", "--dump-input", tmp_path / "x.bin")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    assert np.array_equal(dumped(tmp_path / "x.bin", ref.shape), ref.numpy())  # bit for bit
+
+    got, want = run.logits(), python_logits(model, ref)
+    assert got.shape == want.shape == (1000, 10)
+    diff = np.abs(got - want).max()
+    assert diff <= LOGIT_TOL, f"{precision}: max |logit difference| {diff}"
+    assert np.array_equal(got.argmax(1), want.argmax(1))
+    res, card = run.result, read_card(model)
+    assert res["backend"] == "onnxruntime-cpu" and res["precision"] == str(card.precision)
+    for i, im in enumerate(res["images"]):
+        assert im["path"] == str(paths[i])
+        assert im["top"][0]["index"] == int(want[i].argmax())
+        assert [t["index"] for t in im["top"]] == list(np.argsort(-want[i], kind="stable")[:3])
+        assert [t["class"] for t in im["top"]] == [card.classes[t["index"]] for t in im["top"]]
+        p_top = 1.0 / np.exp(want[i].astype(np.float64) - want[i].max()).sum()
+        assert abs(p_top - im["top"][0]["probability"]) < 1e-6
+
+
+def test_cifar_train_jpegs_decode_like_pillow(cpp_models, cpp_exe, cifar_dir, tmp_path):
+    """The shared training images are JPEG: libjpeg's decoding equals Pillow's on all of them."""
+    paths, ref = python_images(cifar_dir, 32, train=True)
+    keep = list(range(0, len(paths), 4))  # 500 of the 2,000 extracted JPEGs, every class
+    paths, ref = [paths[i] for i in keep], ref[keep]
+    assert all(p.suffix == ".jpg" for p in paths)
+    run = classify(cpp_exe, cpp_models["fp32"], paths, "--json", "--dump-input", tmp_path / "x.bin")
+    assert run.returncode == 0, run.stderr
+    assert np.array_equal(dumped(tmp_path / "x.bin", ref.shape), ref.numpy())
+    want = python_logits(cpp_models["fp32"], ref)
+    assert np.abs(run.logits() - want).max() <= LOGIT_TOL
+    assert np.array_equal(run.logits().argmax(1), want.argmax(1))
+
+
+@pytest.mark.parametrize("size", [224, 32])
+def test_large_images_resize_and_crop_like_python(cpp_models, cpp_exe, cpp_model_224, large_images, tmp_path,
+                                                  size):
+    """Images over 64 pixels a side: torchvision's Resize(int(size * 256 / 224)) on a PIL image
+    (Pillow's antialiased bilinear filter) and CenterCrop(size), through wrn_deploy.data."""
+    paths, ref = python_images(large_images, size)
+    assert {p.suffix for p in paths} == {".png", ".jpg"} and len(paths) >= 20
+    model = cpp_model_224 if size == 224 else cpp_models["fp32"]
+    run = classify(cpp_exe, model, paths, "--json", "--batch", "7", "--dump-input", tmp_path / "x.bin")
+    assert run.returncode == 0, run.stderr
+    got_x = dumped(tmp_path / "x.bin", ref.shape)
+    differ = [str(paths[i]) for i in range(len(paths)) if not np.array_equal(got_x[i], ref[i].numpy())]
+    assert not differ, f"input differs from Python for {differ}"
+    want = python_logits(model, ref)
+    assert np.abs(run.logits() - want).max() <= LOGIT_TOL
+    assert np.array_equal(run.logits().argmax(1), want.argmax(1))
+
+
+def test_normalises_only_when_the_graph_does_not(cpp_models, cpp_exe, test_pngs, tmp_path):
+    """A card saying normalized_in_graph=false makes the program apply (x - mean) / std itself,
+    in float32 as wrn_deploy.arch.normalize does; true (every export) leaves x in [0, 1]."""
+    paths, ref = test_pngs
+    paths, ref = paths[:50], ref[:50]
+    card = read_card(cpp_models["fp32"])
+    assert card.input.normalized_in_graph
+    model = tmp_path / "bare.onnx"
+    model.write_bytes(cpp_models["fp32"].read_bytes())
+    write_into_onnx(model, dataclasses.replace(card, input=dataclasses.replace(card.input, normalized_in_graph=False)))
+    run = classify(cpp_exe, model, paths, "--json", "--dump-input", tmp_path / "x.bin")
+    assert run.returncode == 0, run.stderr
+    assert run.result["normalized_in_graph"] is False
+    mean = torch.tensor(card.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(card.std, dtype=torch.float32).view(1, 3, 1, 1)
+    want = ((ref - mean) / std).numpy()
+    assert np.array_equal(dumped(tmp_path / "x.bin", ref.shape), want)
+    assert not np.array_equal(want, ref.numpy())
+
+
+def test_batches_and_text_output(cpp_models, cpp_exe, test_pngs):
+    """Batch size does not change a logit, and the text output names the top-k classes."""
+    paths, ref = test_pngs
+    paths = paths[:23]
+    one = classify(cpp_exe, cpp_models["fp32"], paths, "--json", "--batch", "1")
+    many = classify(cpp_exe, cpp_models["fp32"], paths, "--json", "--batch", "10")
+    assert one.returncode == many.returncode == 0
+    np.testing.assert_allclose(one.logits(), many.logits(), rtol=0, atol=LOGIT_TOL)
+    text = classify(cpp_exe, cpp_models["fp32"], paths, "--topk", "2")
+    assert text.returncode == 0 and text.stderr == ""
+    lines = text.stdout.splitlines()
+    assert len(lines) == len(paths)
+    classes = read_card(cpp_models["fp32"]).classes
+    for line, path, logits in zip(lines, paths, one.logits()):
+        fields = line.split("\t")
+        assert fields[0] == str(path) and len(fields) == 3
+        assert fields[1].startswith(classes[int(logits.argmax())] + " ") and fields[1].endswith("%")

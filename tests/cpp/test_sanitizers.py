@@ -1,0 +1,59 @@
+"""The AddressSanitizer + UndefinedBehaviorSanitizer build (leak checking on) on the same real
+images, models and bad-input corpus: no report, the same tensors and logits as the release build."""
+
+import numpy as np
+import pytest
+
+from tests.cpp.conftest import SANITIZER_ENV, assert_sanitizer_clean, classify
+from tests.cpp.test_bad_input import CASES, Corpus, check_one_line, run_case
+from tests.cpp.test_parity import LOGIT_TOL, dumped, python_images
+
+
+@pytest.fixture(scope="module")
+def test_pngs(cifar_dir):
+    return python_images(cifar_dir, 32)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_sanitized_build_on_cifar_test_pngs(cpp_models, cpp_asan_exe, cpp_exe, test_pngs, tmp_path, precision):
+    paths, ref = test_pngs
+    model = cpp_models[precision]
+    run = classify(cpp_asan_exe, model, paths, "--json", "--batch", "64", "--dump-input", tmp_path / "x.bin",
+                   env=SANITIZER_ENV)
+    assert_sanitizer_clean(run)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert np.array_equal(dumped(tmp_path / "x.bin", ref.shape), ref.numpy())
+    release = classify(cpp_exe, model, paths, "--json", "--batch", "64")
+    assert np.abs(run.logits() - release.logits()).max() <= LOGIT_TOL
+    assert np.array_equal(run.logits().argmax(1), release.logits().argmax(1))
+
+
+def test_sanitized_build_on_jpegs_and_large_images(cpp_models, cpp_asan_exe, cpp_model_224, cifar_dir,
+                                                   large_images, tmp_path):
+    jpegs, ref = python_images(cifar_dir, 32, train=True)
+    jpegs, ref = jpegs[::10], ref[::10]
+    run = classify(cpp_asan_exe, cpp_models["int8"], jpegs, "--json", "--dump-input", tmp_path / "j.bin",
+                   env=SANITIZER_ENV)
+    assert_sanitizer_clean(run)
+    assert run.returncode == 0
+    assert np.array_equal(dumped(tmp_path / "j.bin", ref.shape), ref.numpy())
+    for size, model in ((224, cpp_model_224), (32, cpp_models["fp16"])):
+        paths, ref = python_images(large_images, size)
+        run = classify(cpp_asan_exe, model, paths, "--json", "--batch", "5", "--dump-input", tmp_path / "l.bin",
+                       env=SANITIZER_ENV)
+        assert_sanitizer_clean(run)
+        assert run.returncode == 0
+        assert np.array_equal(dumped(tmp_path / "l.bin", ref.shape), ref.numpy())
+
+
+def test_sanitized_build_on_bad_input(cpp_models, cpp_asan_exe, cifar_dir, tmp_path):
+    for i, name in enumerate(CASES):
+        folder = tmp_path / f"case{i}"
+        folder.mkdir()
+        run, words = run_case(cpp_asan_exe, name, folder, cpp_models, cifar_dir, env=SANITIZER_ENV)
+        assert_sanitizer_clean(run)
+        check_one_line(run, words)
+    c = Corpus(tmp_path, cpp_models, cifar_dir)
+    run = classify(cpp_asan_exe, c.plan(bytes(range(256)) * 300), [c.good], env=SANITIZER_ENV)
+    assert_sanitizer_clean(run)
+    check_one_line(run, ["passed its manifest check"])
