@@ -1,5 +1,6 @@
 // wrn-classify: classify image files with a wrn-deploy model (ONNX via ONNX Runtime, or a TensorRT
-// plan where this build has TensorRT). Errors are one line on stderr and exit status 2.
+// plan where this build has TensorRT). Errors are one line on stderr: exit status 2 for bad input,
+// 3 for anything unexpected (as the wrn-deploy command does).
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -173,10 +174,10 @@ int main(int argc, char** argv) {
     } catch (const std::bad_alloc&) {
         if (!a.dump.empty()) std::remove(a.dump.c_str());
         std::cerr << "wrn-classify: error: out of memory\n";
-        return 1;
+        return 3;
     } catch (const std::exception& e) {
         if (!a.dump.empty()) std::remove(a.dump.c_str());
-        std::cerr << "wrn-classify: error: " << wrn::first_line(e.what()) << "\n";
-        return 1;
+        std::cerr << "wrn-classify: error: unexpected: " << wrn::first_line(e.what()) << "\n";
+        return 3;
     }
 }

@@ -12,9 +12,11 @@ default http://deb.debian.org/debian), unpacked with the standard library (ar + 
 ``usr/include`` tree is kept, in ``$XDG_CACHE_HOME/wrn-deploy/cpp-deps`` (``~/.cache`` by default).
 Nothing is installed and nothing lands in the repository.
 
-Prints the CMake arguments, one per line (``--json`` prints them as a JSON object):
+Prints the CMake arguments, one per line (``--json`` prints them as a JSON object), or writes them
+as a CMake initial-cache file with ``--cache FILE`` (no shell word splitting, spaces in paths are fine):
 
-    cmake -S cpp -B build/cpp $(python cpp/tools/fetch_deps.py)
+    python cpp/tools/fetch_deps.py --cache build/cpp-deps.cmake
+    cmake -C build/cpp-deps.cmake -S cpp -B build/cpp
 
 Exit status 3 with one line on stderr when something cannot be fetched or found.
 """
@@ -130,6 +132,7 @@ def system_json() -> Path | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print the CMake cache variables as JSON")
+    ap.add_argument("--cache", metavar="FILE", help="write them as a CMake initial-cache file (cmake -C FILE)")
     args = ap.parse_args()
     try:
         ort_inc = headers("onnxruntime") / "onnxruntime"
@@ -139,7 +142,17 @@ def main() -> int:
     except Missing as e:
         print(f"fetch_deps: {e}", file=sys.stderr)
         return 3
-    if args.json:
+    if args.cache:
+        kinds = {"WRN_ORT_LIBRARY": "FILEPATH"}
+        lines = [f'set({k} "{v}" CACHE {kinds.get(k, "PATH")} "")' for k, v in out.items()]
+        try:
+            Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.cache).write_text("\n".join(lines) + "\n")
+        except OSError as e:
+            print(f"fetch_deps: cannot write {args.cache} ({e.strerror})", file=sys.stderr)
+            return 3
+        print(f"wrote {args.cache}")
+    elif args.json:
         print(json.dumps(out))
     else:
         print("\n".join(f"-D{k}={v}" for k, v in out.items()))

@@ -63,7 +63,7 @@ class _Build:
                 self.outcome = ("configure", cfg.stdout + cfg.stderr)
                 return
             proc = subprocess.run([*_nice(), "cmake", "--build", str(self.folder), "--target", "wrn-classify",
-                                   "-j", "2"], capture_output=True, text=True, timeout=900)
+                                   "embed-example", "-j", "2"], capture_output=True, text=True, timeout=900)
             if proc.returncode != 0:
                 self.outcome = ("build", proc.stdout[-6000:] + proc.stderr[-6000:])
                 return

@@ -135,3 +135,19 @@ def test_batches_and_text_output(cpp_models, cpp_exe, test_pngs):
         fields = line.split("\t")
         assert fields[0] == str(path) and len(fields) == 3
         assert fields[1].startswith(classes[int(logits.argmax())] + " ") and fields[1].endswith("%")
+
+
+def test_embedding_example(cpp_models, cpp_exe, test_pngs):
+    """cpp/examples/embed.cpp (the README's example: open once, classify many) builds and agrees."""
+    import subprocess
+
+    paths, ref = test_pngs
+    paths, ref = paths[:6], ref[:6]
+    proc = subprocess.run([str(cpp_exe.parent / "embed-example"), str(cpp_models["int8"]), *map(str, paths)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    classes = read_card(cpp_models["int8"]).classes
+    want = python_logits(cpp_models["int8"], ref).argmax(1)
+    lines = proc.stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(p) for p in paths]
+    assert [line.split(": ")[1].split(" (")[0] for line in lines] == [classes[i] for i in want]
