@@ -17,6 +17,13 @@
 
 namespace {
 
+// One line, whatever the message holds (a file name can contain a newline).
+std::string one_line(std::string text) {
+    for (char& c : text)
+        if (c == '\n' || c == '\r' || c == '\0') c = ' ';
+    return text;
+}
+
 const char* kUsage =
     "usage: wrn-classify --model FILE [--topk K] [--json] [--batch N] [--threads N] [--dump-input FILE] IMAGE...\n"
     "\n"
@@ -169,7 +176,7 @@ int main(int argc, char** argv) {
         return run(a);
     } catch (const wrn::Error& e) {
         if (!a.dump.empty()) std::remove(a.dump.c_str());
-        std::cerr << "wrn-classify: error: " << e.what() << "\n";
+        std::cerr << "wrn-classify: error: " << one_line(e.what()) << "\n";
         return 2;
     } catch (const std::bad_alloc&) {
         if (!a.dump.empty()) std::remove(a.dump.c_str());
@@ -177,7 +184,7 @@ int main(int argc, char** argv) {
         return 3;
     } catch (const std::exception& e) {
         if (!a.dump.empty()) std::remove(a.dump.c_str());
-        std::cerr << "wrn-classify: error: unexpected: " << wrn::first_line(e.what()) << "\n";
+        std::cerr << "wrn-classify: error: unexpected: " << one_line(e.what()) << "\n";
         return 3;
     }
 }

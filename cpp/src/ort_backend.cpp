@@ -12,7 +12,7 @@ namespace {
 constexpr const char* kCardKey = "wrn_deploy.card";  // wrn_deploy.card.ONNX_KEY
 
 Ort::Env& environment() {
-    static Ort::Env env(ORT_LOGGING_LEVEL_ERROR, "wrn-classify");
+    static Ort::Env env(ORT_LOGGING_LEVEL_FATAL, "wrn-classify");  // errors arrive as exceptions
     return env;
 }
 
@@ -31,7 +31,7 @@ class OrtBackend : public Backend {
 public:
     OrtBackend(const std::string& path, const Options& options, Card& card) : path_(path) {
         Ort::SessionOptions so;
-        so.SetLogSeverityLevel(3);
+        so.SetLogSeverityLevel(4);  // fatal only: errors are thrown, and reported in one line
         if (options.threads > 0) so.SetIntraOpNumThreads(options.threads);
         session_ = std::make_unique<Ort::Session>(environment(), path.c_str(), so);
 

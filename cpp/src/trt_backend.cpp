@@ -34,11 +34,21 @@ private:
     std::string last_error_;
 };
 
-// A device buffer freed on every path.
+// A device buffer and a stream, released on every path (a constructor that throws included).
 struct DeviceBuffer {
     void* ptr = nullptr;
     ~DeviceBuffer() {
         if (ptr) cudaFree(ptr);
+    }
+};
+
+struct Stream {
+    cudaStream_t handle = nullptr;
+    ~Stream() {
+        if (handle) {
+            cudaStreamSynchronize(handle);
+            cudaStreamDestroy(handle);
+        }
     }
 };
 
@@ -135,7 +145,7 @@ public:
         (void)options;
         context_.reset(engine_->createExecutionContext());
         if (!context_) throw Error("TensorRT could not create an execution context for " + path + ": " + logger_.last_error());
-        cuda_check(cudaStreamCreate(&stream_), "cudaStreamCreate");
+        cuda_check(cudaStreamCreate(&stream_.handle), "cudaStreamCreate");
         const std::size_t in_bytes = std::size_t(max_batch_) * 3 * size_ * size_ * sizeof(float);
         const std::size_t out_bytes = std::size_t(max_batch_) * classes_ * sizeof(float);
         cuda_check(cudaMalloc(&d_in_.ptr, in_bytes), "cudaMalloc (input)");
@@ -143,13 +153,6 @@ public:
         if (!context_->setTensorAddress(input_.c_str(), d_in_.ptr) ||
             !context_->setTensorAddress(output_.c_str(), d_out_.ptr))
             throw Error("TensorRT refused the device buffers: " + logger_.last_error());
-    }
-
-    ~TrtBackend() override {
-        if (stream_) {
-            cudaStreamSynchronize(stream_);
-            cudaStreamDestroy(stream_);
-        }
     }
 
     std::string name() const override { return "tensorrt"; }
@@ -176,11 +179,11 @@ public:
             throw Error(path_ + ": the engine's output is not " + std::to_string(n) + " x " + std::to_string(classes_));
         const std::size_t in_bytes = std::size_t(n) * 3 * size_ * size_ * sizeof(float);
         std::vector<float> logits(std::size_t(n) * classes_);
-        cuda_check(cudaMemcpyAsync(d_in_.ptr, input, in_bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync (input)");
-        if (!context_->enqueueV3(stream_)) throw Error("TensorRT could not run " + path_ + ": " + logger_.last_error());
+        cuda_check(cudaMemcpyAsync(d_in_.ptr, input, in_bytes, cudaMemcpyHostToDevice, stream_.handle), "cudaMemcpyAsync (input)");
+        if (!context_->enqueueV3(stream_.handle)) throw Error("TensorRT could not run " + path_ + ": " + logger_.last_error());
         cuda_check(cudaMemcpyAsync(logits.data(), d_out_.ptr, logits.size() * sizeof(float), cudaMemcpyDeviceToHost,
-                                   stream_), "cudaMemcpyAsync (logits)");
-        cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+                                   stream_.handle), "cudaMemcpyAsync (logits)");
+        cuda_check(cudaStreamSynchronize(stream_.handle), "cudaStreamSynchronize");
         cuda_check(cudaGetLastError(), "the inference");
         return logits;
     }
@@ -188,14 +191,15 @@ public:
 private:
     std::string path_;
     Logger logger_;
-    // Destroyed in reverse order: context, engine, then runtime.
+    // Destroyed in reverse order: the stream (synchronized first), the buffers, the context, the
+    // engine, the runtime, and last the logger they report to.
     std::unique_ptr<nvinfer1::IRuntime> runtime_;
     std::unique_ptr<nvinfer1::ICudaEngine> engine_;
     std::unique_ptr<nvinfer1::IExecutionContext> context_;
     std::string input_, output_;
     int size_ = 0, classes_ = 0, min_batch_ = 1, max_batch_ = 1;
-    cudaStream_t stream_ = nullptr;
     DeviceBuffer d_in_, d_out_;
+    Stream stream_;
 };
 
 }  // namespace

@@ -88,6 +88,17 @@ def _truncated_jpeg(c):
     return c.file("t.jpg", (c.tmp / "full.jpg").read_bytes()[:900])
 
 
+def _huge_jpeg(c):
+    """A real JPEG whose frame header claims 60000 x 60000 pixels."""
+    from PIL import Image
+
+    Image.open(c.good).convert("RGB").save(c.tmp / "ok.jpg", quality=90)
+    data = bytearray((c.tmp / "ok.jpg").read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)
+    return c.file("huge.jpg", bytes(data))
+
+
 def _tampered_plan(c):
     p = c.plan()
     data = bytearray(p.read_bytes())
@@ -122,6 +133,8 @@ CASES = {
     "truncated jpeg": (None, _truncated_jpeg, [], ["cannot decode image", "t.jpg"]),
     "huge png header": (None, lambda c: c.file("h.png", _png(100000, 100000, idat=b"x")), [],
                         ["100000x100000", "limit"]),
+    "huge jpeg header": (None, _huge_jpeg, [], ["60000x60000", "limit"]),
+    "newline in a missing file's name": (None, lambda c: c.tmp / "a\nb.png", [], ["does not exist"]),
     "wide png beyond libpng's limit": (None, lambda c: c.file("w.png", _png(2_000_000, 1, idat=b"x")), [],
                                        ["cannot decode image", "w.png"]),
     "16-bit grey png": (None, lambda c: c.file("g16.png", _png(32, 32, depth=16, color=0)), [],
@@ -151,6 +164,11 @@ CASES = {
                           ["not valid UTF-8 JSON"]),
     "manifest missing hash": (lambda c: c.plan(plan_sha256=None), None, [], ["plan_sha256"]),
     "signed plan": (_signed_plan, None, [], ["cannot verify signatures"]),
+    "manifest nested a million deep": (lambda c: (c.file("d.plan", b"e"), c.file("d.plan.json", b"[" * 10**6))[0],
+                                       None, [], ["not valid UTF-8 JSON"]),
+    "card nested 200,000 deep": (lambda c: _onnx_with_card(c.models["fp32"], c.tmp / "d.onnx",
+                                                           '{"a":' * 200000 + "1" + "}" * 200000), None, [],
+                                 ["card format"]),
     "unknown option": (None, None, ["--frobnicate"], ["unknown option --frobnicate"]),
     "topk not a number": (None, None, ["--topk", "five"], ["--topk", "integer"]),
     "topk zero": (None, None, ["--topk", "0"], ["--topk"]),
