@@ -13,8 +13,8 @@ import traceback
 import click
 
 from wrn_deploy import __version__
-from wrn_deploy.commands import (bench_cmd, build_cmd, eval_cmd, export_cmd, models_cmd, quantize_cmd, train_cmd,
-                                 triton_cmd)
+from wrn_deploy.commands import (bench_cmd, build_cmd, eval_cmd, export_cmd, models_cmd, pipeline_cmd, quantize_cmd,
+                                 train_cmd, triton_cmd)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -45,6 +45,8 @@ cli.add_command(eval_cmd.eval_)
 cli.add_command(triton_cmd.triton)
 cli.add_command(triton_cmd.serve)
 cli.add_command(bench_cmd.bench)
+cli.add_command(pipeline_cmd.pipeline)
+cli.add_command(pipeline_cmd.report)
 
 
 def main(argv=None) -> None:

@@ -1,0 +1,48 @@
+"""The ImageNet path end to end on real images: WRN-50-2 at 224 px, trained briefly on shared CIFAR-10
+images laid out as an ImageNet-style folder (upscaled to 96x80, so the resize-to-256/224 and centre
+crop run), then the whole pipeline from its checkpoint. Minutes on a CPU: marked slow."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.pipeline.conftest import report, statuses
+
+PER_CLASS = {"train": 12, "val": 5}  # 120 training images (60 held out), 50 test images
+
+
+@pytest.fixture(scope="module")
+def imagenet_like(cifar_dir, tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imagenet-like")
+    for split, src in (("train", "train"), ("val", "test")):
+        for cls_dir in sorted((cifar_dir / src).iterdir()):
+            dst = root / split / cls_dir.name
+            dst.mkdir(parents=True)
+            for f in sorted(cls_dir.iterdir())[:PER_CLASS[split]]:
+                Image.open(f).convert("RGB").resize((96, 80), Image.BICUBIC).save(dst / f"{f.stem}.png")
+    return root
+
+
+@pytest.mark.slow
+def test_wrn_50_2_at_224_px_through_the_whole_pipeline(imagenet_like, tmp_path):
+    run = tmp_path / "train"
+    run_cli("train", "--arch", "wrn-50-2", "--data", "imagenet", "--data-dir", imagenet_like, "--epochs", "1",
+            "--batch-size", "16", "--val-size", "60", "--out", run, "--no-progress")
+    out = tmp_path / "pipeline"
+    proc = run_cli("pipeline", "--checkpoint", run / "best.safetensors", "--data-dir", imagenet_like,
+                   "--eval-images", "40", "--calib-size", "16", "--max-int8-drop", "5", "--no-bench", "--no-triton",
+                   "--no-progress", "-o", out, check=False)
+    st = statuses(proc.stdout)
+    assert {s: v for s, v in st.items() if v not in ("done", "skipped", "blocked")} == {}, proc.stdout + proc.stderr
+    rep = report(out)
+    assert rep["model"]["arch"] == "wrn-50-2" and rep["model"]["input_size"] == 224
+    assert rep["data"]["images"] == 40 and rep["data"]["dataset"] == "imagenet"
+    rows = {r["artifact"]: r for r in rep["rows"]}
+    assert rows["fp32"]["stats"]["agreement"] >= 99.9 and rows["fp32"]["passed"]
+    for name in ("fp16", "int8", "int8-cpu"):
+        assert rows[name]["status"] == "done" and "stats" in rows[name]
+    verification = json.loads((out / "model.report.json").read_text())["verification"]
+    assert verification["data"] == "imagenet test"  # the export was verified on the 224-px test images

@@ -1,0 +1,88 @@
+"""Before any step runs: the options resolved and checked, and the output folder claimed (one
+pipeline at a time; never a folder that holds anything else)."""
+
+import contextlib
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from wrn_deploy.errors import UserError
+from wrn_deploy.fileio import ensure_writable_dir, folder_lock, write_json
+
+MARKER, FORMAT = "pipeline.json", "wrn-deploy.pipeline/1"
+
+
+def resolve(opts):
+    """Defaults filled in, and every option a step would refuse refused now, before any work."""
+    import torch
+
+    from wrn_deploy.arch import parse_arch
+    from wrn_deploy.zoo import find_recipe
+
+    if opts.checkpoint:
+        opts = _from_checkpoint(opts)
+    else:
+        opts = replace(opts, arch=parse_arch(opts.arch or "wrn-16-1").name, data=opts.data or "synthetic")
+        find_recipe(opts.arch, opts.data)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", opts.device):
+        raise UserError(f"--device {opts.device!r}: use auto, cpu, cuda or cuda:N")
+    if opts.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU")
+    out = opts.out or Path("runs") / f"{opts.arch}-{opts.data}-pipeline"
+    return replace(opts, out=Path(out))
+
+
+def _from_checkpoint(opts):
+    from wrn_deploy.card import read_card
+
+    card = read_card(opts.checkpoint)
+    if card.kind != "checkpoint":
+        raise UserError(f"--checkpoint {opts.checkpoint} is an {card.kind} file; give a trained .safetensors checkpoint")
+    if opts.arch and opts.arch != card.arch:
+        raise UserError(f"--arch {opts.arch} but the checkpoint is a {card.arch}; leave --arch out")
+    name = (card.dataset or {}).get("name")
+    if opts.data and opts.data != name:
+        raise UserError(f"--data {opts.data} but the checkpoint was trained on {name}; the pipeline scores a model "
+                        "on its own dataset (use eval --allow-other-data for other data)")
+    if opts.epochs:
+        raise UserError("--epochs trains; with --checkpoint nothing is trained")
+    return replace(opts, arch=card.arch, data=name)
+
+
+@contextlib.contextmanager
+def claim_folder(opts):
+    """OUT is new, empty, or an earlier pipeline's folder (it has pipeline.json); it is locked while
+    the pipeline runs. A run refused before its first step leaves no new folder behind."""
+    out = Path(opts.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; give a folder for the pipeline's output")
+    made = not out.exists()
+    if not made and not (out / MARKER).is_file() and any(p.name != ".lock" for p in out.iterdir()):
+        raise UserError(f"{out} holds files that no pipeline wrote; give a new or empty folder, "
+                        "or the folder of an earlier pipeline run")
+    ensure_writable_dir(out)
+    try:
+        with folder_lock(out, "wrn-deploy pipeline"):
+            _check_marker(out)
+            yield out
+    finally:
+        if made and {p.name for p in out.iterdir()} <= {".lock", MARKER}:
+            for p in out.iterdir():
+                p.unlink()
+            out.rmdir()
+
+
+def _check_marker(out: Path) -> None:
+    from wrn_deploy.card import now
+
+    marker = out / MARKER
+    if marker.is_file():
+        try:
+            ok = json.loads(marker.read_text()).get("format") == FORMAT
+        except (ValueError, AttributeError):
+            ok = False
+        if not ok:
+            raise UserError(f"{marker} is not a wrn-deploy pipeline marker ({FORMAT}); give another folder")
+        return
+    write_json(marker, {"format": FORMAT, "created": now()})
