@@ -119,7 +119,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(copy_of_run):
     assert report(copy_of_run)["passed"] is True
 
 
-@pytest.mark.parametrize("case", ["foreign folder", "a file", "onnx as checkpoint", "arch mismatch", "bad arch"])
+@pytest.mark.parametrize("case", ["foreign folder", "a file", "onnx as checkpoint", "arch mismatch", "bad arch",
+                                  "missing data dir"])
 def test_refusals_are_one_line_and_leave_nothing(case, tmp_path, first_run):
     out = tmp_path / "out"
     args = ["pipeline", "-o", out, "--no-progress"]
@@ -132,8 +133,10 @@ def test_refusals_are_one_line_and_leave_nothing(case, tmp_path, first_run):
         args += ["--checkpoint", first_run[0] / "model.onnx"]
     elif case == "arch mismatch":
         args += ["--checkpoint", first_run[0] / "train" / "best.safetensors", "--arch", "wrn-16-1"]
-    else:
+    elif case == "bad arch":
         args += ["--arch", "wrn-7-1"]
+    else:
+        args += ["--data", "cifar10", "--data-dir", tmp_path / "nowhere"]
     before = sorted(tmp_path.rglob("*"))
     proc = run_cli(*args, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -160,7 +163,8 @@ def test_report_redraws_markdown_and_plot_from_json(copy_of_run):
     assert (copy_of_run / "report.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("content", [None, "{not json", '{"format": "other"}', '{"format": "wrn-deploy.report/1"}'])
+@pytest.mark.parametrize("content", [None, "{not json", '{"format": "other"}', '{"format": "wrn-deploy.report/1"}',
+                                     '{"format": "wrn-deploy.report/1", "model": {}, "rows": [1], "steps": []}'])
 def test_report_refuses_what_is_not_a_report(content, tmp_path):
     if content is not None:
         (tmp_path / "report.json").write_text(content)

@@ -125,7 +125,7 @@ def _row_md(row: dict) -> str:
     if not ok or "stats" not in row:
         why = md(f"{row.get('status')}: {row.get('reason') or ''}".rstrip(": "))
         return f"| {md(row['artifact'])} | {md(row.get('backend', ''))} | {md(row.get('precision', '-'))} | " \
-               f"{_mb(row.get('bytes'))} | {why} |" + " |" * 10
+               f"{_mb(row.get('bytes'))} | {why} |" + " |" * 9
     s, b = row["stats"], row.get("bench") or {}
     if row.get("reference"):
         paired = ["-"] * 4
@@ -150,7 +150,7 @@ def markdown(rep: dict, plot: str | None = "report.png") -> str:
     verdict = "**PASS**: every gate of every artifact" if rep["passed"] else \
         "**FAIL**: " + md(", ".join(rep["failed_steps"]) + " failed" if rep["failed_steps"] else "a gate failed")
     lines = [f"# Parity report: {md(m.get('arch'))} on {md(m.get('dataset'))}", "", verdict, "",
-             f"- Machine: {md(rep['machine'])}; device {md(rep['device'])}.",
+             f"- Machine: {md(rep['machine'].split(';')[0])}; device {md(rep['device'])}.",
              "- Versions: " + md(", ".join(f"{k} {v}" for k, v in rep["versions"].items())) + "."]
     if m.get("checkpoint_sha256"):
         lines.append(f"- Reference: PyTorch FP32 <code>{md(m['checkpoint'])}</code> "
@@ -207,7 +207,8 @@ def plot(rep: dict, path: Path) -> bool:
                        textcoords="offset points")
     right.set_xlabel("latency p50, ms (batch 1)")
     right.set_ylabel("images/s (batch 32)")
-    fig.suptitle(f"{rep['model'].get('arch')} on {rep['model'].get('dataset')}: {rep['machine'][:90]}", fontsize=8)
+    fig.suptitle(f"{rep['model'].get('arch')} on {rep['model'].get('dataset')}: {rep['machine'].split(';')[0][:90]}",
+                 fontsize=8)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -239,7 +240,7 @@ def render(folder: Path) -> Path:
     try:
         drawn = plot(rep, Path(folder) / "report.png")
         text = markdown(rep, "report.png" if drawn else None)
-    except (KeyError, TypeError, ValueError, IndexError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise UserError(f"{src} is malformed ({type(e).__name__}: {e})") from None
     write_text(Path(folder) / "report.md", text)
     return Path(folder) / "report.md"

@@ -20,6 +20,8 @@ def resolve(opts):
     from wrn_deploy.arch import parse_arch
     from wrn_deploy.zoo import find_recipe
 
+    if opts.data_dir and not Path(opts.data_dir).is_dir():
+        raise UserError(f"--data-dir {opts.data_dir} does not exist")
     if opts.checkpoint:
         opts = _from_checkpoint(opts)
     else:
