@@ -196,6 +196,26 @@ PlanManifest check_plan(const std::string& plan_path, const std::vector<char>& p
     return out;
 }
 
+std::string results_json(const Classifier& classifier, const std::string& model,
+                         const std::vector<std::string>& names, const std::vector<float>& logits, int k) {
+    const Card& card = classifier.card();
+    const std::size_t classes = card.classes.size();
+    if (logits.size() != names.size() * classes) throw Error("results_json: one row of logits per image is needed");
+    json out = {{"model", model}, {"backend", classifier.backend_name()}, {"arch", card.arch},
+                {"precision", card.precision}, {"input_size", card.input_size},
+                {"normalized_in_graph", card.normalized_in_graph}, {"images", json::array()}};
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        const float* row = logits.data() + i * classes;
+        json top = json::array();
+        for (const Scored& s : top_k(row, static_cast<int>(classes), k))
+            top.push_back({{"index", s.index}, {"class", card.classes[s.index]}, {"logit", s.logit},
+                           {"probability", s.probability}});
+        out["images"].push_back({{"path", names[i]}, {"top", top}, {"logits", std::vector<float>(row, row + classes)}});
+    }
+    // Invalid UTF-8 in a file or class name becomes U+FFFD instead of an exception.
+    return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::vector<Scored> top_k(const float* logits, int classes, int k) {
     std::vector<int> idx(static_cast<std::size_t>(classes));
     for (int i = 0; i < classes; ++i) idx[i] = i;

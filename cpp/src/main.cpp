@@ -11,8 +11,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "backends.hpp"
 
 namespace {
@@ -138,19 +136,7 @@ int run(const Args& a) {
     }
 
     if (a.json) {
-        nlohmann::json out = {{"model", a.model}, {"backend", clf->backend_name()}, {"arch", card.arch},
-                              {"precision", card.precision}, {"input_size", card.input_size},
-                              {"normalized_in_graph", card.normalized_in_graph}, {"images", nlohmann::json::array()}};
-        for (std::size_t i = 0; i < a.images.size(); ++i) {
-            const float* row = logits.data() + i * classes;
-            nlohmann::json top = nlohmann::json::array();
-            for (const wrn::Scored& s : wrn::top_k(row, classes, a.topk))
-                top.push_back({{"index", s.index}, {"class", card.classes[s.index]}, {"logit", s.logit},
-                               {"probability", s.probability}});
-            out["images"].push_back({{"path", a.images[i]}, {"top", top},
-                                     {"logits", std::vector<float>(row, row + classes)}});
-        }
-        std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        std::cout << wrn::results_json(*clf, a.model, a.images, logits, a.topk) << "\n";
     } else {
         for (std::size_t i = 0; i < a.images.size(); ++i) {
             std::cout << a.images[i];

@@ -115,7 +115,7 @@ def ort_library() -> Path:
     spec = importlib.util.find_spec("onnxruntime")
     if spec is None or not spec.submodule_search_locations:
         raise Missing("the onnxruntime Python package is not installed (pip install onnxruntime)")
-    capi = Path(list(spec.submodule_search_locations)[0]) / "capi"
+    capi = Path(next(iter(spec.submodule_search_locations))) / "capi"
     libs = sorted(capi.glob("libonnxruntime.so.1*"))
     if not libs:
         raise Missing(f"no libonnxruntime.so.1.* in {capi}")

@@ -49,8 +49,8 @@ class _Build:
     """One CMake configure + build of wrn-classify, run in a background thread so that both builds
     overlap with making the models; ``result()`` waits and skips or fails in the test's thread."""
 
-    def __init__(self, folder: Path, deps: list, options: list):
-        self.folder, self.deps, self.options = folder, deps, options
+    def __init__(self, folder: Path, deps: list, options: list, targets: list):
+        self.folder, self.deps, self.options, self.targets = folder, deps, options, targets
         self.outcome = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -62,8 +62,8 @@ class _Build:
             if cfg.returncode != 0:
                 self.outcome = ("configure", cfg.stdout + cfg.stderr)
                 return
-            proc = subprocess.run([*_nice(), "cmake", "--build", str(self.folder), "--target", "wrn-classify",
-                                   "embed-example", "-j", "2"], capture_output=True, text=True, timeout=900)
+            proc = subprocess.run([*_nice(), "cmake", "--build", str(self.folder), "--target", *self.targets,
+                                   "-j", "2"], capture_output=True, text=True, timeout=900)
             if proc.returncode != 0:
                 self.outcome = ("build", proc.stdout[-6000:] + proc.stderr[-6000:])
                 return
@@ -91,9 +91,10 @@ class _Build:
 @pytest.fixture(scope="session")
 def cpp_builds(tmp_path_factory, cpp_deps) -> dict:
     """Both builds, started together at the first test that needs either."""
-    return {"release": _Build(tmp_path_factory.mktemp("cpp-release"), cpp_deps, ["-DCMAKE_BUILD_TYPE=Release"]),
+    return {"release": _Build(tmp_path_factory.mktemp("cpp-release"), cpp_deps, ["-DCMAKE_BUILD_TYPE=Release"],
+                              ["wrn-classify", "embed-example"]),
             "sanitize": _Build(tmp_path_factory.mktemp("cpp-sanitize"), cpp_deps,
-                               ["-DCMAKE_BUILD_TYPE=Debug", "-DWRN_SANITIZE=ON"])}
+                               ["-DCMAKE_BUILD_TYPE=Debug", "-DWRN_SANITIZE=ON"], ["wrn-classify"])}
 
 
 @pytest.fixture(scope="session")
@@ -210,3 +211,20 @@ def large_images(cifar_dir, tmp_path_factory) -> Path:
             im.save(folder / f"{k:02d}.{ext}", **({"quality": 90} if ext == "jpg" else {}))
             k += 1
     return root
+
+
+def python_images(root: Path, size: int, train: bool = False):
+    """An ImageFolder split the way the Python pipeline gives it (wrn_deploy.data's load_folder and
+    Selection.images()): (file paths, float tensor N x 3 x size x size)."""
+    from wrn_deploy.data.load import Selection
+    from wrn_deploy.data.sources import load_folder
+
+    split, classes, _ = load_folder(root, train, progress=False)
+    sel = Selection("cifar10", "train" if train else "test", split, size, {}, classes)
+    return [root / i for i in sel.ids], sel.images()
+
+
+@pytest.fixture(scope="session")
+def cifar_pngs(cifar_dir):
+    """The 1,000 shared CIFAR-10 test PNGs as the Python pipeline gives them."""
+    return python_images(cifar_dir, 32)

@@ -54,7 +54,7 @@ class Corpus:
 
     def __init__(self, tmp: Path, models: dict, cifar_dir: Path):
         self.tmp, self.models = tmp, models
-        self.good = sorted((cifar_dir / "test").glob("*/*.png"))[0]
+        self.good = min((cifar_dir / "test").glob("*/*.png"))
         self.card = read_card(models["fp32"]).to_dict()
 
     def file(self, name: str, data: bytes) -> Path:

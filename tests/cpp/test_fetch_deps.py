@@ -31,7 +31,7 @@ def test_a_package_that_changed_is_refused(cpp_deps, tmp_path, monkeypatch):
     finally:
         sys.path.pop(0)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    rel, sha = fetch_deps.DEBS["nlohmann_json"]
+    rel, _ = fetch_deps.DEBS["nlohmann_json"]
     monkeypatch.setitem(fetch_deps.DEBS, "nlohmann_json", (rel, "0" * 64))
     try:
         fetch_deps.headers("nlohmann_json")

@@ -8,22 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cpp.conftest import classify
+from tests.cpp.conftest import classify, python_images
 from wrn_deploy.card import read_card, write_into_onnx
-from wrn_deploy.data.load import Selection
-from wrn_deploy.data.sources import load_folder
 from wrn_deploy.runners.ort_runner import OrtRunner
 
 # Both sides run the same ONNX Runtime library with the same session options on bit-identical
 # inputs, so the logits are expected to be equal; the bound allows for a different thread split.
 LOGIT_TOL = 1e-5
-
-
-def python_images(root, size: int, train: bool = False):
-    """The Python pipeline's own images (wrn_deploy.data): ids, float tensor."""
-    split, classes, _ = load_folder(root, train, progress=False)
-    sel = Selection("cifar10", "train" if train else "test", split, size, {}, classes)
-    return [root / i for i in sel.ids], sel.images()
 
 
 def python_logits(model, images: torch.Tensor) -> np.ndarray:
@@ -35,14 +26,9 @@ def dumped(path, shape) -> np.ndarray:
     return np.fromfile(path, dtype=np.float32).reshape(shape)
 
 
-@pytest.fixture(scope="module")
-def test_pngs(cifar_dir):
-    return python_images(cifar_dir, 32)
-
-
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_cifar_test_pngs_match_python(cpp_models, cpp_exe, test_pngs, tmp_path, precision):
-    paths, ref = test_pngs
+def test_cifar_cifar_pngs_match_python(cpp_models, cpp_exe, cifar_pngs, tmp_path, precision):
+    paths, ref = cifar_pngs
     assert len(paths) == 1000 and all(p.suffix == ".png" for p in paths)
     model = cpp_models[precision]
     run = classify(cpp_exe, model, paths, "--json", "--topk", "3", "--dump-input", tmp_path / "x.bin")
@@ -98,10 +84,10 @@ def test_large_images_resize_and_crop_like_python(cpp_models, cpp_exe, cpp_model
     assert np.array_equal(run.logits().argmax(1), want.argmax(1))
 
 
-def test_normalises_only_when_the_graph_does_not(cpp_models, cpp_exe, test_pngs, tmp_path):
+def test_normalises_only_when_the_graph_does_not(cpp_models, cpp_exe, cifar_pngs, tmp_path):
     """A card saying normalized_in_graph=false makes the program apply (x - mean) / std itself,
     in float32 as wrn_deploy.arch.normalize does; true (every export) leaves x in [0, 1]."""
-    paths, ref = test_pngs
+    paths, ref = cifar_pngs
     paths, ref = paths[:50], ref[:50]
     card = read_card(cpp_models["fp32"])
     assert card.input.normalized_in_graph
@@ -118,10 +104,9 @@ def test_normalises_only_when_the_graph_does_not(cpp_models, cpp_exe, test_pngs,
     assert not np.array_equal(want, ref.numpy())
 
 
-def test_batches_and_text_output(cpp_models, cpp_exe, test_pngs):
+def test_batches_and_text_output(cpp_models, cpp_exe, cifar_pngs):
     """Batch size does not change a logit, and the text output names the top-k classes."""
-    paths, ref = test_pngs
-    paths = paths[:23]
+    paths = cifar_pngs[0][:23]
     one = classify(cpp_exe, cpp_models["fp32"], paths, "--json", "--batch", "1")
     many = classify(cpp_exe, cpp_models["fp32"], paths, "--json", "--batch", "10")
     assert one.returncode == many.returncode == 0
@@ -137,11 +122,11 @@ def test_batches_and_text_output(cpp_models, cpp_exe, test_pngs):
         assert fields[1].startswith(classes[int(logits.argmax())] + " ") and fields[1].endswith("%")
 
 
-def test_embedding_example(cpp_models, cpp_exe, test_pngs):
+def test_embedding_example(cpp_models, cpp_exe, cifar_pngs):
     """cpp/examples/embed.cpp (the README's example: open once, classify many) builds and agrees."""
     import subprocess
 
-    paths, ref = test_pngs
+    paths, ref = cifar_pngs
     paths, ref = paths[:6], ref[:6]
     proc = subprocess.run([str(cpp_exe.parent / "embed-example"), str(cpp_models["int8"]), *map(str, paths)],
                           capture_output=True, text=True, timeout=120)

@@ -4,19 +4,14 @@ images, models and bad-input corpus: no report, the same tensors and logits as t
 import numpy as np
 import pytest
 
-from tests.cpp.conftest import SANITIZER_ENV, assert_sanitizer_clean, classify
+from tests.cpp.conftest import SANITIZER_ENV, assert_sanitizer_clean, classify, python_images
 from tests.cpp.test_bad_input import CASES, Corpus, check_one_line, run_case
-from tests.cpp.test_parity import LOGIT_TOL, dumped, python_images
-
-
-@pytest.fixture(scope="module")
-def test_pngs(cifar_dir):
-    return python_images(cifar_dir, 32)
+from tests.cpp.test_parity import LOGIT_TOL, dumped
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_sanitized_build_on_cifar_test_pngs(cpp_models, cpp_asan_exe, cpp_exe, test_pngs, tmp_path, precision):
-    paths, ref = test_pngs
+def test_sanitized_build_on_cifar_cifar_pngs(cpp_models, cpp_asan_exe, cpp_exe, cifar_pngs, tmp_path, precision):
+    paths, ref = cifar_pngs
     model = cpp_models[precision]
     run = classify(cpp_asan_exe, model, paths, "--json", "--batch", "64", "--dump-input", tmp_path / "x.bin",
                    env=SANITIZER_ENV)

@@ -148,4 +148,11 @@ private:
     Options options_;
 };
 
+// The results of `names.size()` images as one JSON object (what `wrn-classify --json` prints):
+// model, backend, arch, precision, input_size, normalized_in_graph, and per image its name, the
+// top-k (index, class, logit, probability) and all logits. Floats print so that they read back
+// to the same float32.
+std::string results_json(const Classifier& classifier, const std::string& model,
+                         const std::vector<std::string>& names, const std::vector<float>& logits, int k);
+
 }  // namespace wrn
