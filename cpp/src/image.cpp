@@ -75,21 +75,20 @@ Image decode_png(const std::vector<char>& file, const std::string& path) {
         png_destroy_read_struct(&png, &info, nullptr);
         throw Error(pixels_limit_message(path, w, h));
     }
-    if (depth == 16 && type == PNG_COLOR_TYPE_GRAY) {
-        png_destroy_read_struct(&png, &info, nullptr);
-        throw Error("cannot decode image " + path + ": 16-bit greyscale PNG is not supported (Pillow reads it as "
-                    "32-bit integers, not as an RGB image); convert it to 8 bits");
-    }
     // Pillow's convert("RGB"): palette looked up, low bit depths scaled to 8 bits, 16-bit samples
     // keep their high byte, alpha (and tRNS transparency) dropped, grey copied to R, G and B.
+    // 16-bit greyscale is the exception: Pillow opens it as "I;16" and clips each value to 255.
+    const bool grey16 = depth == 16 && type == PNG_COLOR_TYPE_GRAY;
     if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (depth == 16) png_set_strip_16(png);
+    if (depth == 16 && !grey16) png_set_strip_16(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
     const int channels = png_get_channels(png, info);
+    const int sample_bytes = grey16 ? 2 : 1;
     const std::size_t stride = png_get_rowbytes(png, info);
-    if (png_get_bit_depth(png, info) != 8 || channels < 1 || channels > 4 || stride != std::size_t(w) * channels)
+    if (png_get_bit_depth(png, info) != 8 * sample_bytes || channels < 1 || channels > 4 ||
+        (grey16 && channels != 1) || stride != std::size_t(w) * channels * sample_bytes)
         png_error(png, "unexpected PNG layout after conversion");
     raw.resize(stride * h);
     rows.resize(h);
@@ -103,9 +102,12 @@ Image decode_png(const std::vector<char>& file, const std::string& path) {
     img.rgb.resize(std::size_t(w) * h * 3);
     const std::size_t n = std::size_t(w) * h;
     for (std::size_t i = 0; i < n; ++i) {
-        const std::uint8_t* p = raw.data() + i * channels;
+        const std::uint8_t* p = raw.data() + i * channels * sample_bytes;
         std::uint8_t* q = img.rgb.data() + i * 3;
-        if (channels >= 3) {
+        if (grey16) {  // big-endian samples, as PNG stores them
+            const unsigned v = (unsigned(p[0]) << 8) | p[1];
+            q[0] = q[1] = q[2] = static_cast<std::uint8_t>(v > 255 ? 255 : v);
+        } else if (channels >= 3) {
             q[0] = p[0]; q[1] = p[1]; q[2] = p[2];
         } else {
             q[0] = q[1] = q[2] = p[0];

@@ -136,3 +136,57 @@ def test_embedding_example(cpp_models, cpp_exe, cifar_pngs):
     lines = proc.stdout.splitlines()
     assert [line.split(": ")[0] for line in lines] == [str(p) for p in paths]
     assert [line.split(": ")[1].split(" (")[0] for line in lines] == [classes[i] for i in want]
+
+
+def test_png_and_jpeg_variants_decode_like_pillow(cpp_models, cpp_exe, cifar_dir, tmp_path):
+    """PNG colour types (1-bit, grey, 16-bit grey, grey+alpha, palette with and without
+    transparency, 4-bit palette, RGBA, and 16-bit RGB, grey+alpha and RGBA) and JPEG variants (grey, progressive, 4:4:4, 4:2:2): the
+    C++ decoding equals wrn_deploy.data.sources.decode_rgb on each."""
+    from PIL import Image
+
+    from wrn_deploy.data.sources import decode_rgb
+
+    srcs = sorted((cifar_dir / "test").glob("*/*.png"))[::97][:4]
+    paths = []
+    for k, src in enumerate(srcs):
+        rgb = Image.open(src).convert("RGB")
+        alpha = Image.linear_gradient("L").resize(rgb.size)
+        variants = {
+            "1.png": (rgb.convert("1"), {}), "l.png": (rgb.convert("L"), {}),
+            # 16-bit grey: values below and above 255 (Pillow clips them to 255)
+            "l16.png": (Image.fromarray((np.asarray(rgb.convert("L"), dtype=np.uint16) * (k + 1)).astype(np.uint16)),
+                        {}),
+            "la.png": (Image.merge("LA", (rgb.convert("L"), alpha)), {}),
+            "p.png": (rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=200), {}),
+            "p4.png": (rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=16), {"bits": 4}),
+            "pt.png": (rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=64), {"transparency": 3}),
+            "rgba.png": (Image.merge("RGBA", (*rgb.split(), alpha)), {}),
+            "l.jpg": (rgb.convert("L"), {"quality": 85}),
+            "prog.jpg": (rgb, {"quality": 80, "progressive": True}),
+            "444.jpg": (rgb, {"quality": 95, "subsampling": 0}),
+            "422.jpg": (rgb, {"quality": 70, "subsampling": 1}),
+        }
+        for name, (im, opts) in variants.items():
+            path = tmp_path / f"{k}-{name}"
+            im.save(path, **opts)
+            paths.append(path)
+    # 16-bit RGB, grey + alpha and RGBA (Pillow reads them, but does not write them): written here.
+    import struct
+    import zlib
+
+    from tests.cpp.test_bad_input import _png_chunk
+
+    rng = np.random.default_rng(5)
+    for color, channels in ((2, 3), (4, 2), (6, 4)):
+        a = rng.integers(0, 65536, (32, 32, channels), dtype=np.uint16)
+        rows = b"".join(b"\x00" + a[y].astype(">u2").tobytes() for y in range(32))
+        path = tmp_path / f"c{color}-16bit.png"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 16, color, 0, 0, 0))
+                         + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b""))
+        paths.append(path)
+    run = classify(cpp_exe, cpp_models["fp32"], paths, "--json", "--dump-input", tmp_path / "x.bin")
+    assert run.returncode == 0, run.stderr
+    got = dumped(tmp_path / "x.bin", (len(paths), 3, 32, 32))
+    for i, path in enumerate(paths):
+        want = torch.from_numpy(decode_rgb(path).copy()).permute(2, 0, 1).float().div(255).numpy()
+        assert np.array_equal(got[i], want), path.name
