@@ -48,8 +48,11 @@ def test_tensorrt_form(tensorrt_int8):
     kinds = {k for k in f if k.startswith("zero")}
     assert kinds == {"zero int8 0"}                                    # signed, symmetric
     assert {k for k in f if k.startswith("const dq")} == {"const dq int8 axis 0 perchannel True"}
-    assert {k for k in f if k.startswith("dq feeds")} <= {"dq feeds Conv", "dq feeds Gemm"}
-    assert f["dq feeds Conv"] == 2 * 9 and f["dq feeds Gemm"] == 2       # activation + weight, every layer
+    # The default (fusion) placement: every Conv's activation and weight, the residual input of the
+    # three residual Adds (the stem's output also reaches the first block's BatchNorm scale through
+    # the same pair), and the classifier left float. tests/quant/test_placement.py has the rest.
+    assert {k for k in f if k.startswith("dq feeds")} == {"dq feeds Conv", "dq feeds Add", "dq feeds Mul"}
+    assert f["dq feeds Conv"] == 2 * 9 and f["dq feeds Add"] == 3 and f["dq feeds Mul"] == 1
     assert {k for k in f if k.startswith("scale")} == {"scale float16"}  # the rest runs in FP16
     assert f["opset"] >= 19
     model = onnx.load(str(out))
@@ -102,8 +105,10 @@ def test_guard_leaves_the_most_sensitive_layers_in_float(trained_onnx, tmp_path)
     assert [r[0] for r in g["ranking"][:len(kept)]] == kept
     assert all(rep["layers"][k] == "float" for k in kept) and "kept float" in proc.stdout
     assert read_card(out).quantization["excluded_layers"] == kept
-    kept_q = sum(1 for v in rep["layers"].values() if v == "int8")
-    assert _qdq_facts(out)["dq feeds Conv"] + _qdq_facts(out)["dq feeds Gemm"] == 2 * kept_q
+    convs_q = sum(1 for k, v in rep["layers"].items() if v == "int8" and not k.endswith("+add"))
+    adds_q = sum(1 for k, v in rep["layers"].items() if v == "int8" and k.endswith("+add"))
+    f = _qdq_facts(out)
+    assert f["dq feeds Conv"] + f["dq feeds Gemm"] == 2 * convs_q and f["dq feeds Add"] == adds_q
 
 
 @pytest.mark.parametrize("case", ["fp16 model", "not onnx", "tiny calib", "missing"])

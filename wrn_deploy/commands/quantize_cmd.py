@@ -17,13 +17,22 @@ from wrn_deploy.commands.options import Finite, data_options, force_option, prog
 @click.option("--calib-seed", type=int, default=0, show_default=True, help="Seeds the image sample.")
 @click.option("--calib-dir", type=click.Path(file_okay=False), default="calibration", show_default=True,
               help="Where manifests and cached ranges live.")
-@click.option("--method", type=click.Choice(["entropy", "percentile", "minmax"]), default="percentile",
-              show_default=True, help="How activation ranges are chosen.")
+@click.option("--method", type=click.Choice(["entropy", "percentile", "minmax"]), default=None,
+              help="How activation ranges are chosen [default: percentile; entropy with --quantizer modelopt, "
+                   "which has no percentile].")
 @click.option("--percentile", type=Finite(90, 100), default=limits.CALIB_PERCENTILE, show_default=True)
 @click.option("--target", type=click.Choice(["tensorrt", "cpu"]), default="tensorrt", show_default=True,
-              help="tensorrt: symmetric S8S8 Q/DQ on Conv/Gemm inputs; cpu: U8S8, every op (fastest in ORT).")
+              help="tensorrt: symmetric S8S8 Q/DQ where --placement says; cpu: U8S8, every op (fastest in ORT).")
 @click.option("--rest", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="tensorrt target: precision of the unquantized remainder.")
+@click.option("--placement", type=click.Choice(["fusion", "conv"]), default="fusion", show_default=True,
+              help="tensorrt target: fusion = Conv inputs and the residual input of each residual Add (TensorRT "
+                   "fuses the Add into the INT8 convolution; NVIDIA ModelOpt's placement), classifier float; "
+                   "conv = Conv and Gemm inputs only.")
+@click.option("--quantize-classifier", is_flag=True, help="fusion placement: quantize the final Gemm too.")
+@click.option("--quantizer", type=click.Choice(["wrn-deploy", "modelopt"]), default="wrn-deploy", show_default=True,
+              help="Who writes the Q/DQ graph: wrn-deploy (ONNX Runtime's tools) or NVIDIA ModelOpt's ONNX PTQ "
+                   "(the 'modelopt' extra, or a python that has it in WRN_DEPLOY_MODELOPT_PYTHON).")
 @click.option("--max-drop", type=Finite(0, 100), default=limits.INT8_MAX_DROP, show_default=True,
               help="Largest allowed top-1 drop (points) against FP32 on held-out training images.")
 @click.option("--no-guard", is_flag=True, help="Skip the layer-exclusion search (still report the drop).")
@@ -31,7 +40,8 @@ from wrn_deploy.commands.options import Finite, data_options, force_option, prog
 @force_option
 @progress_option
 def quantize(model, output, data, data_dir, skip_bad_images, calib_size, calib_split, calib_seed, calib_dir, method,
-             percentile, target, rest, max_drop, no_guard, allow_other_data, force, progress):
+             percentile, target, rest, placement, quantize_classifier, quantizer, max_drop, no_guard,
+             allow_other_data, force, progress):
     """Quantize an FP32 MODEL to explicit INT8 (QuantizeLinear/DequantizeLinear) ONNX.
 
     \b
@@ -42,7 +52,10 @@ def quantize(model, output, data, data_dir, skip_bad_images, calib_size, calib_s
     from wrn_deploy.quant.onnx_to_int8 import QuantOptions, format_report, quantize_onnx
     from wrn_deploy.quant.qdq import QuantSpec
 
-    opts = QuantOptions(spec=QuantSpec(target, method, percentile, rest), data=data, data_dir=data_dir,
+    if method is None:
+        method = "entropy" if quantizer == "modelopt" else "percentile"
+    spec = QuantSpec(target, method, percentile, rest, placement, quantize_classifier, quantizer)
+    opts = QuantOptions(spec=spec, data=data, data_dir=data_dir,
                         calib_size=calib_size, seed=calib_seed, split=calib_split, calib_dir=calib_dir,
                         max_drop=None if no_guard else max_drop, allow_other_data=allow_other_data,
                         skip_bad_images=skip_bad_images,

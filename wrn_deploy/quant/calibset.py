@@ -50,10 +50,18 @@ def ids_digest(ids: list) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
+def legacy_layout(target: str) -> str:
+    """The layout of a manifest written before placements existed: Conv/Gemm inputs for tensorrt."""
+    return "conv" if target == "tensorrt" else "all"
+
+
 def make_manifest(data: CalibrationData, model_sha256: str, target: str, method: str, percentile: float,
-                  seed: int) -> dict:
-    # The target decides which tensors get ranges (Conv/Gemm inputs, or every quantizable tensor).
-    return {"format": MANIFEST_FORMAT, "model_sha256": model_sha256, "target": target, "dataset": data.identity,
+                  seed: int, layout: str | None = None, quantizer: str = "wrn-deploy") -> dict:
+    # The target and the placement (layout) decide which tensors get ranges: Conv/Gemm inputs, those
+    # plus the residual Add inputs, or every quantizable tensor. The quantizer decides who computes
+    # them (ModelOpt keeps its own and caches none).
+    return {"format": MANIFEST_FORMAT, "model_sha256": model_sha256, "target": target,
+            "layout": layout or legacy_layout(target), "quantizer": quantizer, "dataset": data.identity,
             "split": f"train ({'held-out validation part' if data.split == 'val' else 'training part'})",
             "seed": seed, "size": len(data.calib), "method": method,
             "percentile": percentile if method == "percentile" else None,
@@ -62,9 +70,17 @@ def make_manifest(data: CalibrationData, model_sha256: str, target: str, method:
 
 
 def calibration_folder(root: Path, arch: str, manifest: dict) -> Path:
-    """One folder per (model, images, method): the same inputs find the same cached ranges."""
+    """One folder per (model, images, method, placement, quantizer): the same inputs find the same
+    cached ranges. The TensorRT Conv-only placement by wrn-deploy keeps the name it had before
+    placements existed, so folders made then are still found."""
     tag = manifest["method"] + (f"{manifest['percentile']:g}" if manifest["percentile"] else "")
-    name = f"{arch}-{manifest['model_sha256'][:10]}-{manifest['target']}-{tag}-{manifest['size']}"
+    target = manifest["target"]
+    layout = manifest.get("layout", legacy_layout(target))
+    if layout != legacy_layout(target):
+        target += "-" + layout.replace("+", "-")
+    if manifest.get("quantizer", "wrn-deploy") != "wrn-deploy":
+        target += "-" + manifest["quantizer"]
+    name = f"{arch}-{manifest['model_sha256'][:10]}-{target}-{tag}-{manifest['size']}"
     return Path(root) / f"{name}-{manifest['ids_sha256'][:8]}"
 
 
@@ -78,8 +94,10 @@ def check_cached(folder: Path, manifest: dict) -> bool:
         old = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise UserError(f"{path} is not valid JSON; delete the folder to recalibrate") from None
-    for key in ("model_sha256", "target", "ids_sha256", "images_sha256", "method", "percentile"):
-        if old.get(key) != manifest[key]:
+    defaults = {"layout": legacy_layout(manifest["target"]), "quantizer": "wrn-deploy"}
+    for key in ("model_sha256", "target", "layout", "quantizer", "ids_sha256", "images_sha256", "method",
+                "percentile"):
+        if old.get(key, defaults.get(key)) != manifest[key]:
             raise UserError(f"the calibration cache in {folder} was made for another {key.split('_')[0]} "
                             f"({str(old.get(key))[:16]} != {str(manifest[key])[:16]}); delete it or "
                             "choose another --calib-dir")

@@ -45,6 +45,7 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
     from wrn_deploy.quant import calibset
 
     onnx_path, output = Path(onnx_path), Path(output)
+    opts.spec.check()
     for out in (output, output.with_suffix(".report.json")):
         check_output(out, (onnx_path,), force)
     card = _check_classifier(onnx_path)
@@ -56,12 +57,16 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
                         f"{100 / max(len(data.guard), 1):.2f} points; a {opts.max_drop:g}-point bound needs at least "
                         f"{need}: lower --calib-size, hold out more when training (--val-size), or pass --no-guard")
     manifest = calibset.make_manifest(data, sha256_file(onnx_path), opts.spec.target, opts.spec.method,
-                                      opts.spec.percentile, opts.seed)
+                                      opts.spec.percentile, opts.seed, layout=opts.spec.layout,
+                                      quantizer=opts.spec.quantizer)
     folder = calibset.calibration_folder(Path(opts.calib_dir), card.arch, manifest)
     cached = calibset.check_cached(folder, manifest)
-    folder.mkdir(parents=True, exist_ok=True)
     with scratch_dir("quantize") as tmp:
-        result = _quantize_and_guard(onnx_path, Path(tmp), opts, data, folder / "ranges.json", cached)
+        from wrn_deploy.quant import producers
+
+        producer = producers.for_spec(opts.spec, Path(tmp))  # fails here when ModelOpt is missing
+        folder.mkdir(parents=True, exist_ok=True)
+        result = _quantize_and_guard(onnx_path, Path(tmp), opts, data, folder / "ranges.json", cached, producer)
         if not cached:
             write_json(folder / "manifest.json", manifest)
         report = _finish(onnx_path, output, card, manifest, folder, opts, result, cached, force)
@@ -69,43 +74,49 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
     return report
 
 
-def _quantize_and_guard(fp32: Path, tmp: Path, opts, data, ranges: Path, cached: bool) -> dict:
+def _quantize_and_guard(fp32: Path, tmp: Path, opts, data, ranges: Path, cached: bool, producer) -> dict:
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from wrn_deploy.quant import guard, qdq
+    from wrn_deploy.quant import guard
 
     pre = tmp / "pre.onnx"
     quant_pre_process(str(fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
     name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
     t0 = time.perf_counter()
     if not cached:
-        qdq.calibrate(pre, data.calib.images(), name, opts.spec, ranges)
+        producer.calibrate(pre, data.calib.images(), name, ranges)
     calib_s = time.perf_counter() - t0
     int8 = tmp / "int8.onnx"
-    qdq.quantize(pre, int8, opts.spec, ranges)
+    producer.quantize(pre, int8, ranges)
+    if not producer.uses_cached_ranges:  # ModelOpt calibrates inside its quantize
+        calib_s = time.perf_counter() - t0
+    from wrn_deploy.quant.placement import quantized_inputs
+
+    placed = quantized_inputs(onnx.load(str(int8), load_external_data=False))
     images, labels = data.guard.images(), data.guard.labels
     ref = guard.logits(fp32, images)
     got = guard.logits(int8, images)
     res = guard.GuardResult(guard.top1(ref, labels), guard.top1(got, labels), guard.top1(got, ref.argmax(1)))
-    nodes = qdq.quantizable_nodes(onnx.load(str(pre), load_external_data=False))
+    nodes = producer.nodes(onnx.load(str(pre), load_external_data=False))
     excluded = []
     if opts.max_drop is not None and res.drop > opts.max_drop:
-        excluded = _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, list(nodes))
+        excluded = _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, list(nodes), producer)
         got = guard.logits(int8, images)
+        placed = quantized_inputs(onnx.load(str(int8), load_external_data=False))
     res.drop_ci95 = guard.drop_interval(ref, got, labels)
     return {"path": int8, "guard": res, "excluded": excluded, "nodes": nodes, "calib_s": calib_s,
-            "guard_images": len(labels)}
+            "guard_images": len(labels), "placed": placed, "versions": producer.versions()}
 
 
-def _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, nodes) -> list:
+def _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, nodes, producer) -> list:
     from tqdm import tqdm
 
-    from wrn_deploy.quant import guard, qdq
+    from wrn_deploy.quant import guard
 
     def only(node):
         path = tmp / "single.onnx"
-        qdq.quantize(pre, path, opts.spec, ranges, only=[node])
+        producer.quantize(pre, path, ranges, only=[node])
         return path
 
     sample = images[:64]
@@ -114,7 +125,7 @@ def _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, node
     excluded = []
     for node, _ in res.ranking:
         excluded.append(node)
-        qdq.quantize(pre, tmp / "int8.onnx", opts.spec, ranges, exclude=excluded)
+        producer.quantize(pre, tmp / "int8.onnx", ranges, exclude=excluded)
         acc = guard.top1(guard.logits(tmp / "int8.onnx", images), labels)
         res.steps.append({"excluded": list(excluded), "int8_top1": acc, "drop": res.fp32_top1 - acc})
         res.int8_top1 = acc
@@ -136,7 +147,12 @@ def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, 
     steps = [dict(s, excluded=[label[n] for n in s["excluded"]]) for s in res.steps]
     ranking = [(label[n], err) for n, err in res.ranking[:10]]
     excluded = [label[n] for n in result["excluded"]]
+    placed = result["placed"]
+    residual = sorted({src for (node, _), src in placed.items() if src != "weight"
+                       and any(node == a for a in label if label[a].endswith("+add"))})
     quant = {"target": opts.spec.target, "method": opts.spec.method, "rest": opts.spec.rest,
+             "quantizer": opts.spec.quantizer, "placement": opts.spec.layout,
+             "quantized_residual_tensors": residual, "quantized_inputs": len(placed),
              "percentile": manifest["percentile"], "calibration_folder": str(folder),
              "calibration_ids_sha256": manifest["ids_sha256"], "calibration_ids": manifest["ids"],
              "calibration_image_sha256": manifest["image_sha256"],
@@ -144,7 +160,8 @@ def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, 
     # The cpu target quantizes every operator it can; what remains runs in FP32.
     rest = opts.spec.rest if opts.spec.target == "tensorrt" else "fp32"
     step = Step("quantize", {**asdict(opts.spec), "calib_size": opts.calib_size, "seed": opts.seed,
-                             "split": opts.split, "max_drop": opts.max_drop}, versions("onnx", "onnxruntime"))
+                             "split": opts.split, "max_drop": opts.max_drop},
+                {**versions("onnx", "onnxruntime"), **result["versions"]})
     new_card = card.derive("onnx", fp32, step, precision=Precision("int8", rest), quantization=quant)
     with atomic_output(output, replace=force) as tmp:
         tmp.write_bytes(result["path"].read_bytes())
@@ -152,7 +169,8 @@ def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, 
         check_model(tmp)
         size = tmp.stat().st_size
     return {"output": str(output), "source": str(fp32), "precision": str(new_card.precision),
-            "target": opts.spec.target,
+            "target": opts.spec.target, "quantizer": opts.spec.quantizer, "placement": opts.spec.layout,
+            "quantized_inputs": {f"{n}:{i}": src for (n, i), src in sorted(placed.items())},
             "method": opts.spec.method, "rest": opts.spec.rest,
             "calibration": {"folder": str(folder), "images": manifest["size"], "split": manifest["split"],
                             "reused_cached_ranges": cached, "seconds": round(result["calib_s"], 2)},
@@ -167,14 +185,16 @@ def format_report(rep: dict) -> str:
     g, c = rep["guard"], rep["calibration"]
     bound = "no guard" if g["max_drop"] is None else f"max {g['max_drop']}"
     n8 = sum(1 for v in rep["layers"].values() if v == "int8")
-    lines = [f"wrote {rep['output']} (INT8 Q/DQ for {rep['target']}, {rep['method']} calibration, "
+    how = f"{rep['placement']} placement by {rep['quantizer']}" if rep["target"] == "tensorrt" else "every op"
+    lines = [f"wrote {rep['output']} (INT8 Q/DQ for {rep['target']}, {how}, {rep['method']} calibration, "
              f"rest {rep['rest'] if rep['target'] == 'tensorrt' else 'int8/fp32'})",
              f"  calibration: {c['images']} images from {c['split']}, "
              + ("cached ranges reused" if c["reused_cached_ranges"] else f"{c['seconds']:.1f} s") + f" -> {c['folder']}",
              f"  guard on {g['images']} held-out training images: FP32 {g['fp32_top1']:.2f}%  INT8 {g['int8_top1']:.2f}%  "
              f"drop {g['drop']:+.2f} pts (95% CI {g['drop_ci95'][0]:+.2f}, {g['drop_ci95'][1]:+.2f}; {bound})  "
              f"agreement {g['agreement']:.2f}%",
-             f"  layers: {n8} of {len(rep['layers'])} Conv/Gemm in INT8"]
+             f"  layers: {n8} of {len(rep['layers'])} in INT8 (Conv/Gemm"
+             + (", residual Add" if any(k.endswith("+add") for k in rep["layers"]) else "") + ")"]
     for s in g["steps"]:
         lines.append(f"    kept float: {s['excluded'][-1]:<28} -> INT8 top-1 {s['int8_top1']:.2f}% (drop {s['drop']:+.2f})")
     lines.append(f"  size: {rep['sizes']['fp32_bytes'] / 1e6:.2f} MB FP32 -> {rep['sizes']['int8_bytes'] / 1e6:.2f} MB INT8")

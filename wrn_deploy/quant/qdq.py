@@ -2,9 +2,12 @@
 
 Two targets:
 - ``tensorrt``: what TensorRT's explicit quantization needs: signed INT8, symmetric (zero point 0),
-  per-output-channel weight scales (axis 0), per-tensor activation scales, float biases, Q/DQ on the
-  inputs of Conv and Gemm only, so TensorRT fuses each pair into an INT8 kernel. The rest of the
-  graph is cast to FP16 by default (TensorRT 11 builds strongly typed: FP32 nodes would stay FP32).
+  per-output-channel weight scales (axis 0), per-tensor activation scales, float biases. Where the
+  pairs go is the placement (``placement.py``): ``fusion`` (default) quantizes the Conv inputs and
+  the residual stream where it enters each residual Add, so TensorRT fuses the Add into the INT8
+  convolution, and keeps the classifier float; ``conv`` quantizes the inputs of Conv and Gemm only.
+  The rest of the graph is cast to FP16 by default (TensorRT 11 builds strongly typed: FP32 nodes
+  would stay FP32).
 - ``cpu``: the form ONNX Runtime's CPU kernels run fastest: unsigned asymmetric activations with
   signed weights (U8S8), every supported operator quantized.
 """
@@ -18,6 +21,7 @@ from wrn_deploy.limits import CALIB_PERCENTILE
 
 METHODS = ("entropy", "percentile", "minmax")
 TARGETS = ("tensorrt", "cpu")
+QUANTIZERS = ("wrn-deploy", "modelopt")
 QUANTIZED_OPS = ("Conv", "Gemm")
 
 
@@ -27,6 +31,37 @@ class QuantSpec:
     method: str = "percentile"  # measured best here; see docs/int8.md
     percentile: float = CALIB_PERCENTILE
     rest: str = "fp16"  # tensorrt target: precision of the unquantized remainder
+    placement: str = "fusion"  # tensorrt target: "fusion" (Conv inputs + residual Adds) or "conv"
+    quantize_classifier: bool = False  # fusion placement: also quantize the Gemm
+    quantizer: str = "wrn-deploy"  # who writes the Q/DQ: "wrn-deploy" (ONNX Runtime's tools) or "modelopt"
+
+    def check(self) -> None:
+        if self.target not in TARGETS or self.method not in METHODS or self.quantizer not in QUANTIZERS:
+            raise UserError(f"unknown target/method/quantizer {self.target}/{self.method}/{self.quantizer}")
+        from wrn_deploy.quant.placement import PLACEMENTS
+
+        if self.placement not in PLACEMENTS:
+            raise UserError(f"unknown placement {self.placement!r}: choose one of {', '.join(PLACEMENTS)}")
+        if self.target == "cpu" and (self.placement != "fusion" or self.quantize_classifier):
+            raise UserError("--placement and --quantize-classifier apply to --target tensorrt; the cpu target "
+                            "quantizes every operator it can")
+        if self.placement == "conv" and self.quantize_classifier:
+            raise UserError("--quantize-classifier applies to --placement fusion; --placement conv always "
+                            "quantizes the classifier")
+        if self.quantizer == "modelopt":
+            if self.target != "tensorrt" or self.placement != "fusion" or self.quantize_classifier:
+                raise UserError("--quantizer modelopt writes the TensorRT form with ModelOpt's own placement; "
+                                "it takes no --target cpu, --placement conv or --quantize-classifier")
+            if self.method == "percentile":
+                raise UserError("ModelOpt calibrates with entropy or max only: pass --method entropy or "
+                                "--method minmax with --quantizer modelopt")
+
+    @property
+    def layout(self) -> str:
+        """What decides which tensors need ranges and where pairs go: part of the calibration key."""
+        if self.target == "cpu":
+            return "all"
+        return self.placement + ("+classifier" if self.quantize_classifier else "")
 
 
 def _method(name: str):
@@ -70,7 +105,10 @@ def calibrate(model_path: Path, images, input_name: str, spec: QuantSpec, ranges
         extra.update(num_bins=2048, num_quantized_bins=128)
     elif spec.method == "percentile":
         extra.update(num_bins=2048, percentile=spec.percentile)
-    ops = list(QUANTIZED_OPS) if spec.target == "tensorrt" else None
+    ops = None
+    if spec.target == "tensorrt":
+        # The fusion placement also quantizes residual tensors: Add outputs and shortcut Conv outputs.
+        ops = list(QUANTIZED_OPS) + (["Add"] if spec.placement == "fusion" else [])
     with scratch_dir("calibrate") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(Path(model_path), ops, augmented_model_path=f"{tmp}/augmented.onnx",
                                        calibrate_method=_method(spec.method), extra_options=extra)
@@ -88,24 +126,68 @@ def quantize(fp32_path: Path, out_path: Path, spec: QuantSpec, ranges_path: Path
 
     from onnxruntime.quantization import quantize_static
 
+    import onnx
+
+    from wrn_deploy.quant import placement
+
     logging.getLogger().setLevel(logging.ERROR)  # ORT logs a line per tensor at INFO
+    residual = {}
+    kw = dict(nodes_to_exclude=exclude or [], nodes_to_quantize=only)
+    if spec.target == "tensorrt" and spec.placement == "fusion":
+        plan = placement.plan(onnx.load(str(fp32_path), load_external_data=False), spec.placement,
+                              spec.quantize_classifier)
+        keep = [n for n in plan.nodes() if n not in (exclude or []) and (only is None or n in only)]
+        residual = {a: t for a, t in plan.residual.items() if a in keep}
+        kw = dict(nodes_to_quantize=[n for n in keep if n not in residual])
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # and prints its histogram progress
-            quantize_static(str(fp32_path), str(out_path), None, nodes_to_exclude=exclude or [],
-                            nodes_to_quantize=only, calibration_cache_path=str(ranges_path), **_options(spec))
+        if kw["nodes_to_quantize"] == []:  # ORT reads an empty list as "every node"
+            Path(out_path).write_bytes(Path(fp32_path).read_bytes())
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):  # and prints its histogram progress
+                quantize_static(str(fp32_path), str(out_path), None, calibration_cache_path=str(ranges_path),
+                                **kw, **_options(spec))
     except ValueError as e:
         raise UserError(f"quantization failed: {e}") from None
+    if residual:
+        _quantize_residuals(out_path, residual, ranges_path)
     if spec.target == "tensorrt" and spec.rest == "fp16":
         _rest_to_fp16(out_path)
 
 
-def quantizable_nodes(model) -> dict:
-    """{node name: layer name} of the Conv/Gemm nodes, the layer named after its weight tensor."""
-    out = {}
-    for n in model.graph.node:
-        if n.op_type in QUANTIZED_OPS:
-            weight = n.input[1] if len(n.input) > 1 else n.name
-            out[n.name] = weight.removeprefix("net.").removesuffix(".weight")
+def _quantize_residuals(path: Path, residual: dict, ranges_path: Path) -> None:
+    import onnx
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    from wrn_deploy.quant.placement import insert_residual_qdq
+
+    data = load_tensors_data(ranges_path)
+    ranges = {name: tuple(float(v) for v in td.range_value) for name, td in data.data.items()}
+    model = onnx.load(str(path))
+    insert_residual_qdq(model, residual, ranges)
+    onnx.save(model, str(path))
+
+
+def _layer(node) -> str:
+    weight = node.input[1] if len(node.input) > 1 else node.name
+    return weight.removeprefix("net.").removesuffix(".weight")
+
+
+def quantizable_nodes(model, spec: QuantSpec | None = None) -> dict:
+    """{node name: layer name} of the nodes the guard can leave in float one at a time: the Conv/Gemm
+    nodes, named after their weight tensor, and under the fusion placement the residual Adds, named
+    after the convolution they fuse into (``blocks.1.convs.1+add``). Narrow convolutions the fusion
+    placement leaves float, and the classifier unless asked for, are not listed."""
+    if spec is None or spec.target != "tensorrt" or spec.placement != "fusion":
+        return {n.name: _layer(n) for n in model.graph.node if n.op_type in QUANTIZED_OPS}
+    from wrn_deploy.quant import placement
+
+    plan = placement.plan(model, spec.placement, spec.quantize_classifier)
+    by_name = {n.name: n for n in model.graph.node}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    graph = placement._Graph(model)
+    out = {n: _layer(by_name[n]) for n in plan.convs + plan.gemms}
+    for add, fused in plan.fused.items():
+        out[add] = f"{_layer(graph.backbone(producer[fused]))}+add"
     return out
 
 
