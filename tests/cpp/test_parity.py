@@ -138,13 +138,14 @@ def test_embedding_example(cpp_models, cpp_exe, cifar_pngs):
     assert [line.split(": ")[1].split(" (")[0] for line in lines] == [classes[i] for i in want]
 
 
-def test_png_and_jpeg_variants_decode_like_pillow(cpp_models, cpp_exe, cifar_dir, tmp_path):
-    """PNG colour types (1-bit, grey, 16-bit grey, grey+alpha, palette with and without
-    transparency, 4-bit palette, RGBA, and 16-bit RGB, grey+alpha and RGBA) and JPEG variants (grey, progressive, 4:4:4, 4:2:2): the
-    C++ decoding equals wrn_deploy.data.sources.decode_rgb on each."""
+def image_variants(cifar_dir, tmp_path) -> list:
+    """32x32 files in many PNG colour types and JPEG variants, made from real CIFAR-10 test images."""
+    import struct
+    import zlib
+
     from PIL import Image
 
-    from wrn_deploy.data.sources import decode_rgb
+    from tests.cpp.test_bad_input import _png_chunk
 
     srcs = sorted((cifar_dir / "test").glob("*/*.png"))[::97][:4]
     paths = []
@@ -171,11 +172,6 @@ def test_png_and_jpeg_variants_decode_like_pillow(cpp_models, cpp_exe, cifar_dir
             im.save(path, **opts)
             paths.append(path)
     # 16-bit RGB, grey + alpha and RGBA (Pillow reads them, but does not write them): written here.
-    import struct
-    import zlib
-
-    from tests.cpp.test_bad_input import _png_chunk
-
     rng = np.random.default_rng(5)
     for color, channels in ((2, 3), (4, 2), (6, 4)):
         a = rng.integers(0, 65536, (32, 32, channels), dtype=np.uint16)
@@ -184,6 +180,16 @@ def test_png_and_jpeg_variants_decode_like_pillow(cpp_models, cpp_exe, cifar_dir
         path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 16, color, 0, 0, 0))
                          + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b""))
         paths.append(path)
+    return paths
+
+
+def test_png_and_jpeg_variants_decode_like_pillow(cpp_models, cpp_exe, cifar_dir, tmp_path):
+    """PNG colour types (1-bit, grey, 16-bit grey, grey+alpha, palette with and without
+    transparency, 4-bit palette, RGBA, and 16-bit RGB, grey+alpha and RGBA) and JPEG variants
+    (grey, progressive, 4:4:4, 4:2:2): the C++ decoding equals wrn_deploy.data.sources.decode_rgb."""
+    from wrn_deploy.data.sources import decode_rgb
+
+    paths = image_variants(cifar_dir, tmp_path)
     run = classify(cpp_exe, cpp_models["fp32"], paths, "--json", "--dump-input", tmp_path / "x.bin")
     assert run.returncode == 0, run.stderr
     got = dumped(tmp_path / "x.bin", (len(paths), 3, 32, 32))

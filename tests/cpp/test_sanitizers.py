@@ -6,7 +6,7 @@ import pytest
 
 from tests.cpp.conftest import SANITIZER_ENV, assert_sanitizer_clean, classify, python_images
 from tests.cpp.test_bad_input import CASES, Corpus, check_one_line, run_case
-from tests.cpp.test_parity import LOGIT_TOL, dumped
+from tests.cpp.test_parity import LOGIT_TOL, dumped, image_variants
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
@@ -39,6 +39,17 @@ def test_sanitized_build_on_jpegs_and_large_images(cpp_models, cpp_asan_exe, cpp
         assert_sanitizer_clean(run)
         assert run.returncode == 0
         assert np.array_equal(dumped(tmp_path / "l.bin", ref.shape), ref.numpy())
+
+
+def test_sanitized_build_on_image_variants(cpp_models, cpp_asan_exe, cpp_exe, cifar_dir, tmp_path):
+    paths = image_variants(cifar_dir, tmp_path)
+    run = classify(cpp_asan_exe, cpp_models["fp32"], paths, "--json", "--dump-input", tmp_path / "a.bin",
+                   env=SANITIZER_ENV)
+    assert_sanitizer_clean(run)
+    assert run.returncode == 0, run.stderr[-3000:]
+    release = classify(cpp_exe, cpp_models["fp32"], paths, "--json", "--dump-input", tmp_path / "r.bin")
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "r.bin").read_bytes()
+    assert np.abs(run.logits() - release.logits()).max() <= LOGIT_TOL
 
 
 def test_sanitized_build_on_bad_input(cpp_models, cpp_asan_exe, cifar_dir, tmp_path):
