@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
 
 CPP = ROOT / "cpp"
 ERROR_PREFIX = "wrn-classify: error: "
@@ -144,6 +144,17 @@ def assert_sanitizer_clean(run: Run) -> None:
 
 
 # -- models -------------------------------------------------------------------------------------------
+def _wrn_deploy(*args) -> None:
+    """Run a wrn-deploy command in this process (as the user's command line would, without paying
+    for a new interpreter and torch import each time)."""
+    from click.testing import CliRunner
+
+    from wrn_deploy.cli import cli
+
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    where = f"wrn-deploy {' '.join(map(str, args))}"
+    assert res.exit_code == 0, f"{where}: exit {res.exit_code}\n{res.output}\n{res.exception!r}"
+
 def _checkpoint(path: Path, size: int) -> Path:
     """A WRN-10-1 with randomised BatchNorm statistics (tests/export/conftest.py), for ``size`` pixels."""
     import torch
@@ -169,10 +180,10 @@ def cpp_models(tmp_path_factory, cpp_builds) -> dict:
     root = tmp_path_factory.mktemp("cpp-models")
     ckpt = _checkpoint(root / "wrn-10-1.safetensors", 32)
     models = {"fp32": root / "m.onnx", "fp16": root / "m.fp16.onnx", "int8": root / "m.int8.onnx"}
-    run_cli("export", ckpt, "-o", models["fp32"], "--no-verify")
-    run_cli("export", ckpt, "-o", models["fp16"], "--fp16", "--no-verify")
-    run_cli("quantize", models["fp32"], "-o", models["int8"], "--calib-size", "128", "--calib-dir", root / "calib",
-            "--no-progress")
+    _wrn_deploy("export", ckpt, "-o", models["fp32"], "--no-verify")
+    _wrn_deploy("export", ckpt, "-o", models["fp16"], "--fp16", "--no-verify")
+    _wrn_deploy("quantize", models["fp32"], "-o", models["int8"], "--calib-size", "128", "--calib-dir", root / "calib",
+                "--no-progress")
     return models
 
 
@@ -182,7 +193,7 @@ def cpp_model_224(tmp_path_factory, cpp_builds) -> Path:
     root = tmp_path_factory.mktemp("cpp-model-224")
     ckpt = _checkpoint(root / "wrn-10-1-224.safetensors", 224)
     out = root / "m224.onnx"
-    run_cli("export", ckpt, "-o", out, "--no-verify")
+    _wrn_deploy("export", ckpt, "-o", out, "--no-verify")
     return out
 
 
@@ -228,3 +239,9 @@ def python_images(root: Path, size: int, train: bool = False):
 def cifar_pngs(cifar_dir):
     """The 1,000 shared CIFAR-10 test PNGs as the Python pipeline gives them."""
     return python_images(cifar_dir, 32)
+
+
+@pytest.fixture(scope="session")
+def cifar_jpegs(cifar_dir):
+    """The 2,000 extracted shared CIFAR-10 training JPEGs as the Python pipeline gives them."""
+    return python_images(cifar_dir, 32, train=True)

@@ -52,9 +52,9 @@ def test_cifar_cifar_pngs_match_python(cpp_models, cpp_exe, cifar_pngs, tmp_path
         assert abs(p_top - im["top"][0]["probability"]) < 1e-6
 
 
-def test_cifar_train_jpegs_decode_like_pillow(cpp_models, cpp_exe, cifar_dir, tmp_path):
+def test_cifar_train_jpegs_decode_like_pillow(cpp_models, cpp_exe, cifar_jpegs, tmp_path):
     """The shared training images are JPEG: libjpeg's decoding equals Pillow's on all of them."""
-    paths, ref = python_images(cifar_dir, 32, train=True)
+    paths, ref = cifar_jpegs
     keep = list(range(0, len(paths), 4))  # 500 of the 2,000 extracted JPEGs, every class
     paths, ref = [paths[i] for i in keep], ref[keep]
     assert all(p.suffix == ".jpg" for p in paths)

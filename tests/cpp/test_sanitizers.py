@@ -23,9 +23,9 @@ def test_sanitized_build_on_cifar_cifar_pngs(cpp_models, cpp_asan_exe, cpp_exe, 
     assert np.array_equal(run.logits().argmax(1), release.logits().argmax(1))
 
 
-def test_sanitized_build_on_jpegs_and_large_images(cpp_models, cpp_asan_exe, cpp_model_224, cifar_dir,
+def test_sanitized_build_on_jpegs_and_large_images(cpp_models, cpp_asan_exe, cpp_model_224, cifar_jpegs,
                                                    large_images, tmp_path):
-    jpegs, ref = python_images(cifar_dir, 32, train=True)
+    jpegs, ref = cifar_jpegs
     jpegs, ref = jpegs[::10], ref[::10]
     run = classify(cpp_asan_exe, cpp_models["int8"], jpegs, "--json", "--dump-input", tmp_path / "j.bin",
                    env=SANITIZER_ENV)
