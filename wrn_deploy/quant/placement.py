@@ -8,8 +8,9 @@ Two placements for the ``tensorrt`` target:
   residual ``Add``: the identity tensor, or the shortcut convolution's output in a block that
   changes shape. The other input of that Add, the output of the block's last convolution, stays
   unquantized so TensorRT can run the Add in that convolution's epilogue, which then reads the
-  residual in INT8. The classifier's Gemm stays float unless asked for. This is the placement NVIDIA
-  ModelOpt's ONNX PTQ chooses for these networks (``docs/int8.md`` lists the comparison).
+  residual in INT8. The classifier's Gemm stays float unless asked for. On the 10-class WRNs this
+  is the placement NVIDIA ModelOpt's ONNX PTQ chooses (``docs/int8.md`` lists the comparison;
+  ModelOpt quantizes a classifier with 16 or more outputs).
 
 A residual tensor that is quantized is quantized once: every node that reads it (the next block's
 BatchNorm scale as well as the Add) reads the same DequantizeLinear output, so the tensor exists in
