@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.conftest import run_cli
+from tests.cpp.conftest import classify, cpp_builds, cpp_deps, cpp_exe  # noqa: F401 - fixtures
 from tests.pipeline.conftest import report, statuses
 
 PER_CLASS = {"train": 12, "val": 5}  # 120 training images (60 held out), 50 test images
@@ -27,7 +28,7 @@ def imagenet_like(cifar_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_wrn_50_2_at_224_px_through_the_whole_pipeline(imagenet_like, tmp_path):
+def test_wrn_50_2_at_224_px_through_the_whole_pipeline(imagenet_like, tmp_path, cpp_exe):
     run = tmp_path / "train"
     run_cli("train", "--arch", "wrn-50-2", "--data", "imagenet", "--data-dir", imagenet_like, "--epochs", "1",
             "--batch-size", "16", "--val-size", "60", "--out", run, "--no-progress")
@@ -46,3 +47,18 @@ def test_wrn_50_2_at_224_px_through_the_whole_pipeline(imagenet_like, tmp_path):
         assert rows[name]["status"] == "done" and "stats" in rows[name]
     verification = json.loads((out / "model.report.json").read_text())["verification"]
     assert verification["data"] == "imagenet test"  # the export was verified on the 224-px test images
+    # The C++ program classifies the same image files as the pipeline's ONNX Runtime run.
+    import numpy as np
+
+    from wrn_deploy.card import read_card
+    from wrn_deploy.data import for_card
+    from wrn_deploy.runners import runner_for
+
+    files = [f for d in sorted((imagenet_like / "val").iterdir()) for f in sorted(d.iterdir())][:40]
+    chosen = for_card(read_card(out / "model.onnx"), "test", data_dir=imagenet_like).first(40)
+    with runner_for(out / "model.onnx") as r:
+        python = r.infer_all(chosen.images(), 8)
+    cpp = classify(cpp_exe, out / "model.onnx", files, "--json")
+    assert cpp.returncode == 0, cpp.stderr
+    assert np.abs(cpp.logits() - python).max() < 1e-4
+    assert (cpp.logits().argmax(1) == python.argmax(1)).all()
