@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(<!-- report:(?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S)
+BLOCK = re.compile(r"(<!-- report:(?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /report -->)", re.DOTALL)
 
 
 def _body(report: Path, doc: Path) -> str:
     text = report.read_text()
-    text = re.sub(r"^# ", "### ", text, count=1, flags=re.M)
+    text = re.sub(r"^# ", "### ", text, count=1, flags=re.MULTILINE)
     rel = Path(os.path.relpath(report.parent, doc.parent))
     return re.sub(r"\]\((report\.png)\)", lambda m: f"]({(rel / m.group(1)).as_posix()})", text)
 

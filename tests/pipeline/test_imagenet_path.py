@@ -28,7 +28,7 @@ def imagenet_like(cifar_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_wrn_50_2_at_224_px_through_the_whole_pipeline(imagenet_like, tmp_path, cpp_exe):
+def test_wrn_50_2_at_224_px_through_the_whole_pipeline(imagenet_like, tmp_path, cpp_exe):  # noqa: F811
     run = tmp_path / "train"
     run_cli("train", "--arch", "wrn-50-2", "--data", "imagenet", "--data-dir", imagenet_like, "--epochs", "1",
             "--batch-size", "16", "--val-size", "60", "--out", run, "--no-progress")

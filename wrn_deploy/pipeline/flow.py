@@ -9,16 +9,14 @@ record, so the next run starts there (training continues from its last epoch).
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from wrn_deploy import limits
 from wrn_deploy.errors import UserError
 from wrn_deploy.pipeline import steps as S
 from wrn_deploy.pipeline.records import Hashes, Records, data_fingerprint, step_key
-
-MARKER = "pipeline.json"
 
 
 @dataclass
@@ -135,8 +133,8 @@ def plan(opts: PipelineOptions) -> list:
     """Every step, upstream first."""
     o = opts
     trained = "checkpoint" if o.checkpoint else "train"
-    ckpt = lambda ctx: {"checkpoint": ctx.checkpoint}  # noqa: E731
-    from_artifact = lambda name: (lambda ctx: {"model": ctx.artifact(name)})  # noqa: E731
+    ckpt = lambda ctx: {"checkpoint": ctx.checkpoint}
+    from_artifact = lambda name: (lambda ctx: {"model": ctx.artifact(name)})
     quant = {"calib_size": o.calib_size, "seed": o.seed, "max_drop": o.max_int8_drop}
     if o.checkpoint:
         first = Step("checkpoint", lambda ctx, prev: S.Done([]), inputs=ckpt)
@@ -162,7 +160,7 @@ def plan(opts: PipelineOptions) -> list:
                           inputs=lambda ctx, a=a: {"model": ctx.artifact(a.name), **_ref(ctx)},
                           options={"gates": o.gates.__dict__}, machine=True))
     if o.triton:
-        present = lambda ctx: {a.name: ctx.artifact(a.name) for a in ctx.present(artifacts)}  # noqa: E731
+        present = lambda ctx: {a.name: ctx.artifact(a.name) for a in ctx.present(artifacts)}
         steps.append(Step("triton-repo", S.triton_repository, tuple(a.step for a in artifacts), soft=True,
                           inputs=present))
         steps.append(Step("serve", S.serve, ("triton-repo", "reference"),

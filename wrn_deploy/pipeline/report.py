@@ -217,7 +217,7 @@ def plot(rep: dict, path: Path) -> bool:
 
 
 def write_report(out: Path, rep: dict) -> None:
-    from wrn_deploy.fileio import write_json, write_text
+    from wrn_deploy.fileio import write_json
 
     write_json(out / "report.json", rep)
     render(out)

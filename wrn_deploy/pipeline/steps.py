@@ -254,7 +254,7 @@ def serve(ctx, previous) -> Done:
 
 def _infer_http(url: str, model: str, images, batch: int = 32):
     import numpy as np
-    import tritonclient.http as http
+    from tritonclient import http
 
     client = http.InferenceServerClient(url)
     out = []
