@@ -1,5 +1,5 @@
 // The card and the plan manifest, read with nlohmann/json and checked field by field, as
-// wrn_deploy/card.py and wrn_deploy/engine/manifest.py do on the Python side.
+// wrn_deploy/card.py and wrn_deploy/plan_trust.py do on the Python side.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -179,7 +179,7 @@ PlanManifest check_plan(const std::string& plan_path, const std::vector<char>& p
     if (want_size.get<long long>() < 0) throw Error(man_path + ": plan_bytes is negative; the manifest is damaged");
     const json& card = need("card", json::value_t::object);
 
-    // The same order and wording as wrn_deploy.engine.manifest.check_integrity: size, then hash,
+    // The same order and wording as wrn_deploy.plan_trust.check_integrity: size, then hash,
     // over exactly the bytes that will be deserialized.
     if (static_cast<unsigned long long>(want_size.get<long long>()) != plan_bytes.size())
         throw Error(plan_path + " is " + std::to_string(plan_bytes.size()) + " bytes but its manifest says " +

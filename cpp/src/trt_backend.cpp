@@ -73,7 +73,7 @@ int version_part(const std::string& text, int index) {
     return -1;
 }
 
-// wrn_deploy.engine.manifest.check_compatible: the same TensorRT (or a version-compatible plan on a
+// wrn_deploy.plan_trust.check_compatible: the same TensorRT (or a version-compatible plan on a
 // later minor / TensorRT 10 plan on 11) and the same GPU architecture (or Ampere-plus plans on sm_80+).
 void check_compatible(const PlanManifest& m, const std::string& path) {
     const int lib = getInferLibVersion();

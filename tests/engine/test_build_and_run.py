@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import run_cli
-from wrn_deploy.engine import manifest as M
+from wrn_deploy import plan_trust as M
 from wrn_deploy.engine.onnx_to_plan import BuildOptions, build_engine
 from wrn_deploy.errors import UserError
 from wrn_deploy.runners.ort_runner import OrtRunner

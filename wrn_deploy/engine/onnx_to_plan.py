@@ -11,9 +11,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from wrn_deploy import plan_trust
 from wrn_deploy.card import Card, Step, read_card, versions
-from wrn_deploy.engine import manifest as M
-from wrn_deploy.engine.trt_api import import_tensorrt, require_cuda
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import atomic_output, check_output, sha256_file
 
@@ -103,14 +102,16 @@ def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None, force:
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
     check_options(opts)
     inputs = (onnx_path, sign_key)
-    for out in (plan_path, M.manifest_path(plan_path), M.signature_path(plan_path)):
+    for out in (plan_path, plan_trust.manifest_path(plan_path), plan_trust.signature_path(plan_path)):
         check_output(out, inputs, force)
     if opts.timing_cache:  # a cache, rewritten on purpose; but never over an input or the plan
         check_output(opts.timing_cache, (*inputs, plan_path), force=True)
-    key = M.load_private_key(sign_key) if sign_key else None
+    key = plan_trust.load_private_key(sign_key) if sign_key else None
     card = read_card(onnx_path)
     if card.kind != "onnx":
         raise UserError(f"{onnx_path} is a {card.kind}; build takes an ONNX file made by export or quantize")
+    from wrn_deploy.runners.trt_runner import import_tensorrt, require_cuda  # torch: only for a build
+
     trt = import_tensorrt()
     torch = require_cuda()
     logger = _logger(trt)
@@ -123,7 +124,7 @@ def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None, force:
         raise UserError("TensorRT could not build the engine: " + " | ".join(logger.messages[-8:]))
     seconds = time.perf_counter() - t0
     data = bytes(plan)
-    man = {"format": M.FORMAT, "tensorrt_version": trt.__version__,
+    man = {"format": plan_trust.FORMAT, "tensorrt_version": trt.__version__,
            "gpu": torch.cuda.get_device_name(), "compute_capability": list(torch.cuda.get_device_capability()),
            "cuda_version": torch.version.cuda, "build": asdict(opts), "build_seconds": round(seconds, 1),
            "profile": {"min": opts.min_batch, "opt": opts.opt_batch, "max": opts.max_batch},
@@ -136,12 +137,12 @@ def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None, force:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
     with atomic_output(plan_path, replace=force) as tmp:
         tmp.write_bytes(data)
-    with atomic_output(M.manifest_path(plan_path), replace=force) as tmp:
+    with atomic_output(plan_trust.manifest_path(plan_path), replace=force) as tmp:
         tmp.write_bytes(manifest_bytes)
-    sig = M.signature_path(plan_path)
+    sig = plan_trust.signature_path(plan_path)
     if key is not None:
         with atomic_output(sig, replace=force) as tmp:
-            tmp.write_text(M.sign_bytes(key, data, manifest_bytes))
+            tmp.write_text(plan_trust.sign_bytes(key, data, manifest_bytes))
     elif sig.exists():
         sig.unlink()  # a signature of the previous plan: it would fail, or worse, mislead
     return man

@@ -1,11 +1,10 @@
-"""Importing TensorRT, and the list of every TensorRT name this project touches.
+"""The list of every TensorRT name this project touches.
 
 ``USED`` is checked by a test against the compiled bindings of TensorRT 10.x and 11.x (their
 wheels hold every Python-visible name as a string), so a name that 11.x removed, such as
-``int8_calibrator`` or ``EXPLICIT_BATCH``, cannot slip in unnoticed.
+``int8_calibrator`` or ``EXPLICIT_BATCH``, cannot slip in unnoticed. Importing TensorRT itself
+(``import_tensorrt``, ``require_cuda``) lives in ``runners/trt_runner.py``, below this package.
 """
-
-from wrn_deploy.errors import UserError
 
 USED = (
     # module level
@@ -24,24 +23,6 @@ USED = (
     "get_tensor_name", "get_tensor_mode", "get_tensor_dtype", "get_tensor_shape",
     "get_tensor_profile_shape", "set_input_shape", "set_tensor_address", "execute_async_v3",
 )
-
-
-def import_tensorrt():
-    """The ``tensorrt`` module, or a one-line error naming what to install."""
-    try:
-        import tensorrt as trt
-    except ImportError as e:
-        raise UserError(f"TensorRT is not installed or cannot load ({e}); install the 'trt' extra "
-                        "(pip install 'wrn-deploy[trt]' from NVIDIA's index) on a machine with an NVIDIA GPU") from None
-    return trt
-
-
-def require_cuda():
-    import torch
-
-    if not torch.cuda.is_available():
-        raise UserError("TensorRT needs an NVIDIA GPU with a working CUDA driver; PyTorch sees none here")
-    return torch
 
 
 def major(version: str) -> int:

@@ -9,11 +9,12 @@ import torch
 from wrn_deploy.arch.normalize import Normalized
 from wrn_deploy.card import FP16, FP32, Card, InputSpec, Step, versions, write_into_onnx
 from wrn_deploy.checkpoint import model_from_checkpoint
-from wrn_deploy.export.onnx_export import DEFAULT_OPSET, INPUT, check_model, check_opset, export_onnx
+from wrn_deploy.export.onnx_export import DEFAULT_OPSET, INPUT, check_opset, export_onnx
 from wrn_deploy.export.prepare import prepare_for_export
 from wrn_deploy.export.report import graph_report
 from wrn_deploy.fileio import atomic_output, check_output, write_json
 from wrn_deploy.limits import VERIFY_IMAGES
+from wrn_deploy.onnx_check import check_model
 
 
 @dataclass

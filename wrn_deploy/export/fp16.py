@@ -10,9 +10,7 @@ from torch import nn
 
 from wrn_deploy.arch.normalize import Normalized
 from wrn_deploy.errors import UserError
-
-FP16_MAX = 65504.0
-FP16_TINY = 5.96e-08  # smallest positive subnormal
+from wrn_deploy.limits import FP16_MAX, FP16_TINY
 
 
 def weight_range_report(net: nn.Module) -> dict:

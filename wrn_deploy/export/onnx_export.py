@@ -35,10 +35,3 @@ def export_onnx(net: torch.nn.Module, path: Path, input_size: int, batch: int | 
                                     external_data=False, optimize=True, verbose=False)
     # torch 2.9+ writes weights to a side file by default; keep them inside (< 2 GB for any WRN).
     program.save(str(path), external_data=False)
-
-
-def check_model(path: Path) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    onnx.checker.check_model(model, full_check=True)  # includes strict shape inference

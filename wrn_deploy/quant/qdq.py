@@ -17,7 +17,7 @@ from pathlib import Path
 
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import scratch_dir
-from wrn_deploy.limits import CALIB_PERCENTILE
+from wrn_deploy.limits import CALIB_PERCENTILE, FP16_MAX, FP16_TINY
 
 METHODS = ("entropy", "percentile", "minmax")
 TARGETS = ("tensorrt", "cpu")
@@ -196,8 +196,6 @@ def _rest_to_fp16(path: Path) -> None:
     import onnx
     from onnx import version_converter
     from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    from wrn_deploy.export.fp16 import FP16_MAX, FP16_TINY
 
     model = onnx.load(str(path))
     if model.opset_import[0].version < 19:

@@ -1,8 +1,12 @@
 """TensorRT: a ``.plan`` run with PyTorch CUDA tensors as its buffers (no pycuda), dynamic batch.
 
 Before TensorRT sees a byte, the plan's sha256 must match its manifest, the Ed25519 signature must
-verify under the trust policy (engine/manifest.py), and the manifest's TensorRT version and GPU must
+verify under the trust policy (``plan_trust.py``), and the manifest's TensorRT version and GPU must
 match this machine. The bytes that are hashed and verified are the bytes that are deserialized.
+
+This module and ``engine/`` are the only places that import ``tensorrt`` (``pyproject.toml``'s
+import-linter contract holds them to it); ``import_tensorrt`` lives here, the lowest of the two,
+and the engine builder uses it too.
 """
 
 from pathlib import Path
@@ -10,10 +14,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wrn_deploy.engine import manifest as M
-from wrn_deploy.engine.trt_api import import_tensorrt, require_cuda
+from wrn_deploy import plan_trust
 from wrn_deploy.errors import UserError
 from wrn_deploy.runners.base import Runner, TensorMeta
+
+
+def import_tensorrt():
+    """The ``tensorrt`` module, or a one-line error naming what to install."""
+    try:
+        import tensorrt as trt
+    except ImportError as e:
+        raise UserError(f"TensorRT is not installed or cannot load ({e}); install the 'trt' extra "
+                        "(pip install 'wrn-deploy[trt]' from NVIDIA's index) on a machine with an NVIDIA GPU") from None
+    return trt
+
+
+def require_cuda():
+    """``torch``, once it is known to see a CUDA GPU (TensorRT needs one)."""
+    if not torch.cuda.is_available():
+        raise UserError("TensorRT needs an NVIDIA GPU with a working CUDA driver; PyTorch sees none here")
+    return torch
 
 
 def _torch_dtype(trt, dt):
@@ -36,17 +56,17 @@ class TrtRunner(Runner):
         """Manifest, trust policy, TensorRT and GPU present: everything that needs no GPU work."""
         if not Path(self.plan).is_file():
             raise UserError(f"engine {self.plan} does not exist")
-        self.manifest, self.manifest_bytes = M.read_manifest(self.plan)
-        self.key = M.trusted_key(self.verify_key)
-        if self.key is None and M.signature_path(self.plan).exists():
+        self.manifest, self.manifest_bytes = plan_trust.read_manifest(self.plan)
+        self.key = plan_trust.trusted_key(self.verify_key)
+        if self.key is None and plan_trust.signature_path(self.plan).exists():
             raise UserError(f"{self.plan} is signed, but no key is given to verify it: pass --verify-key or set "
-                            f"{M.KEY_ENV}")
+                            f"{plan_trust.KEY_ENV}")
         if self.allow_host_code and self.key is None:
             raise UserError("--allow-host-code runs code from inside the plan: only for a plan whose signature "
-                            f"verifies; pass --verify-key or set {M.KEY_ENV}")
+                            f"verifies; pass --verify-key or set {plan_trust.KEY_ENV}")
         if self.manifest is None and self.key is None:
-            self.warn(f"warning: {self.plan} has no manifest ({M.manifest_path(self.plan).name}); its integrity "
-                      "and compatibility cannot be checked before TensorRT loads it")
+            self.warn(f"warning: {self.plan} has no manifest ({plan_trust.manifest_path(self.plan).name}); its "
+                      "integrity and compatibility cannot be checked before TensorRT loads it")
         import_tensorrt()
         require_cuda()
 
@@ -54,11 +74,11 @@ class TrtRunner(Runner):
         trt = import_tensorrt()
         data = Path(self.plan).read_bytes()  # the one read: verified, checked and deserialized
         if self.key is not None:
-            M.verify_signature(self.plan, self.key, data, self.manifest_bytes)
+            plan_trust.verify_signature(self.plan, self.key, data, self.manifest_bytes)
         if self.manifest is not None:
-            M.check_integrity(self.plan, self.manifest, data)
-            M.check_compatible(self.manifest, trt.__version__, torch.cuda.get_device_capability(),
-                               torch.cuda.get_device_name())
+            plan_trust.check_integrity(self.plan, self.manifest, data)
+            plan_trust.check_compatible(self.manifest, trt.__version__, torch.cuda.get_device_capability(),
+                                        torch.cuda.get_device_name())
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
         # Engine host code runs inside this process: only when asked, and (check()) only for a verified plan.

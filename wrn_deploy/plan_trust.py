@@ -1,5 +1,6 @@
 """The engine manifest (``model.plan.json``), signatures, and the trust policy applied before
-TensorRT reads a plan.
+TensorRT reads a plan. It needs no TensorRT: ``engine/`` writes and signs with it, and
+``runners/trt_runner.py`` checks with it, so it sits in the foundation below both.
 
 A plan is executable code: deserializing an untrusted engine runs untrusted native code, and
 TensorRT's own validity check does not detect tampering. So a plan is loaded only after its sha256
