@@ -1,7 +1,7 @@
 # NVIDIA's Triton Inference Server image, serving a repository that `wrn-deploy triton` generated
 # with the native backends (tensorrt_plan for a .plan, onnxruntime_onnx for an .onnx).
 #
-#   wrn-deploy triton runs/m.plan --repo model_repository --kind gpu
+#   wrn-deploy triton runs/m.plan -o model_repository --kind gpu
 #   docker build -f docker/triton.Dockerfile -t wrn-triton .
 #   docker run --gpus all --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 wrn-triton
 #

@@ -2,8 +2,10 @@
 """Copy generated pipeline reports into the docs that show them, so no table in the docs is typed.
 
 A doc marks the place with ``<!-- report:PATH -->`` ... ``<!-- /report -->`` (PATH from the
-repository root); everything between the markers is replaced by PATH's content, its title turned
-into a third-level heading and its image links made relative to the doc.
+repository root); everything between the markers is replaced by PATH's content, every heading
+demoted two levels (the report's title becomes a third-level heading, its sections fourth-level,
+so the doc keeps its one top-level heading and the report nests under the doc's section) and its
+image links made relative to the doc.
 
     python scripts/embed_reports.py            # rewrite README.md and docs/*.md
     python scripts/embed_reports.py --check    # exit 1 if any embed is stale (the tests run this)
@@ -16,11 +18,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- report:(?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /report -->)", re.DOTALL)
+DEMOTE = 2  # heading levels added to an embedded report's headings
+
+
+def demote(text: str, levels: int = DEMOTE) -> str:
+    """Every Markdown heading outside code fences ``levels`` deeper (at most level 6)."""
+    out, fenced = [], False
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        m = None if fenced else re.match(r"(#{1,6}) ", line)
+        out.append("#" * min(6, len(m.group(1)) + levels) + line[len(m.group(1)):] if m else line)
+    return "".join(out)
 
 
 def _body(report: Path, doc: Path) -> str:
-    text = report.read_text()
-    text = re.sub(r"^# ", "### ", text, count=1, flags=re.MULTILINE)
+    text = demote(report.read_text())
     rel = Path(os.path.relpath(report.parent, doc.parent))
     return re.sub(r"\]\((report\.png)\)", lambda m: f"]({(rel / m.group(1)).as_posix()})", text)
 

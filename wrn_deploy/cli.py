@@ -23,14 +23,19 @@ def cli():
     """Wide Residual Networks from training to production inference.
 
     \b
+    models   -> the model zoo: recipes, parameters, MACs, the paper's error
     train    -> checkpoint (safetensors + card)
     export   -> ONNX (dropout removed, BatchNorm folded; --fp16 for FP16)
     quantize -> INT8 Q/DQ ONNX (calibrated on training images, accuracy-guarded)
     build    -> TensorRT .plan (strongly typed; needs TensorRT and an NVIDIA GPU)
+    keygen   -> Ed25519 key pair for build --sign and --verify-key
     eval     -> paired parity report against PyTorch FP32, with pass/fail gates
     triton   -> Triton model repository;  serve -> a real tritonserver on it
     bench    -> latency and throughput, locally and through Triton (HTTP, gRPC)
+    pipeline -> all of the above for one model, cached, with one parity report
+    report   -> redraw a pipeline's report.md and report.png from report.json
 
+    Every option, with the commands that take it: docs/cli.md.
     WRN_DEPLOY_DEBUG=1 (or --debug first) shows the traceback of any error.
     """
 

@@ -2,10 +2,12 @@
 
 import click
 
+from wrn_deploy.commands.options import force_option, output_option
+
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .plan to write.")
+@output_option("The .plan to write.", required=True)
 @click.option("--min-batch", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--opt-batch", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--max-batch", type=click.IntRange(1), default=256, show_default=True)
@@ -17,7 +19,7 @@ import click
               default="none", show_default=True, help="Hardware compatibility level.")
 @click.option("--opt-level", type=click.IntRange(0, 5), help="Builder optimisation level [TensorRT default: 3].")
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False), help="Ed25519 private key (PEM) to sign with.")
-@click.option("--force", is_flag=True, help="Replace an existing plan (never an input).")
+@force_option(help="Replace an existing plan (never an input).")
 def build(model, output, min_batch, opt_batch, max_batch, workspace, timing_cache, version_compatible, hw_compat,
           opt_level, sign_key, force):
     """Build a TensorRT engine from an ONNX file made by export or quantize.
@@ -42,7 +44,7 @@ def build(model, output, min_batch, opt_batch, max_batch, workspace, timing_cach
 @click.argument("public_key", type=click.Path(dir_okay=False))
 def keygen(private_key, public_key):
     """Make an Ed25519 key pair for build --sign / --verify-key."""
-    from wrn_deploy.engine.manifest import generate_keypair
+    from wrn_deploy.plan_trust import generate_keypair
 
     generate_keypair(private_key, public_key)
     click.echo(f"wrote {private_key} (keep it secret) and {public_key}")

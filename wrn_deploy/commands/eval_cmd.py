@@ -3,7 +3,9 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import Finite, data_options, force_option, progress_option
+from wrn_deploy.commands.options import (Finite, allow_other_data_option, batch_size_option, data_options,
+                                         device_option, force_option, images_option, max_int8_drop_option,
+                                         output_option, progress_option, resolve_device, spelled)
 
 
 @click.command(name="eval")
@@ -15,22 +17,22 @@ from wrn_deploy.commands.options import Finite, data_options, force_option, prog
 @data_options()
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
               help="val: the part of the training split that the training run held out.")
-@click.option("--limit", type=click.IntRange(1), help="Score only the first N images.")
-@click.option("--batch", type=click.IntRange(1), default=limits.BATCH, show_default=True)
+@images_option("Score only the first N images of the split [default: all].", name="limit", old=["--limit"])
+@batch_size_option("Images per inference call (memory and speed only: the scores do not change).", name="batch",
+                   default=limits.BATCH, old=["--batch"])
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True,
               help="ONNX Runtime execution provider for --onnx.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="Device for --checkpoint.")
+@device_option("cpu", help="Where PyTorch runs the --checkpoint candidates (the reference runs on the CPU).")
 @click.option("--min-agreement", type=Finite(0, 100), default=limits.FP32_MIN_AGREEMENT, show_default=True, help="FP32 gate, %.")
 @click.option("--min-fp16-agreement", type=Finite(0, 100), default=limits.FP16_MIN_AGREEMENT, show_default=True,
               help="FP16 gate, %.")
-@click.option("--max-int8-drop", type=Finite(0, 100), default=limits.INT8_MAX_DROP, show_default=True, help="INT8 gate, points.")
+@max_int8_drop_option("INT8 gate: largest allowed top-1 drop against FP32, points.")
 @click.option("--allow-calibration-overlap", is_flag=True, help="Score an INT8 model on its calibration images.")
-@click.option("--allow-other-data", is_flag=True, help="Score on data other than the model's (same classes).")
+@allow_other_data_option("Score on data other than the model's (same classes).")
 @click.option("--verify-key", type=click.Path(dir_okay=False), help="Ed25519 public key the plan must verify with.")
 @click.option("--allow-host-code", is_flag=True, help="Let a trusted version-compatible plan run its host code.")
-@click.option("--report", type=click.Path(dir_okay=False), help="Prefix for REPORT.json and REPORT.md "
-              "[default: beside each candidate; only with one candidate].")
+@output_option("Report prefix: writes OUTPUT.json and OUTPUT.md [default: CANDIDATE.eval beside each candidate; "
+               "only with one candidate].", name="report", old=["--report"])
 @force_option
 @progress_option
 def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, split, limit, batch, provider, device,
@@ -49,10 +51,13 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
     from wrn_deploy.parity.report import markdown, terminal
 
     paths = [*engine, *onnx, *checkpoint]
+    if device == "auto":
+        device = resolve_device(device)
     if not paths:
         raise UserError("give a candidate: --engine, --onnx or --checkpoint (each may repeat)")
     if report and len(paths) > 1:
-        raise UserError("--report names one report; with several candidates each report goes beside its model")
+        raise UserError(f"{spelled('report')} names one report; with several candidates each report goes beside "
+                        "its model")
     opts = EvalOptions(data=data, data_dir=data_dir, split=split, limit=limit, batch=batch, reference=reference,
                        device=device, provider=provider,
                        gates=limits.Gates(min_agreement, min_fp16_agreement, max_int8_drop),

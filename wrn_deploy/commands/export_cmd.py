@@ -3,22 +3,25 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import data_options, force_option
+from wrn_deploy.commands.options import (allow_other_data_option, data_options, force_option, images_option, option,
+                                         output_option)
 
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx to write.")
+@output_option("The .onnx to write.", required=True)
 @click.option("--fp16", is_flag=True, help="FP16 weights and compute (float32 inputs/outputs).")
 @click.option("--fp16-io", is_flag=True, help="With --fp16: FP16 inputs and outputs too.")
-@click.option("--batch", type=click.IntRange(1), help="A fixed batch size [default: dynamic].")
+@option("--static-batch", "batch", old=["--batch"], type=click.IntRange(1),
+        help="Fix the graph's batch dimension to N [default: dynamic].")
 @click.option("--opset", type=int, default=18, show_default=True,
               help="ONNX opset (18-20); all parse in every TensorRT 10.x and 11.x.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Compare ONNX Runtime CPU with PyTorch on test images before keeping the file.")
 @data_options("the checkpoint's")
-@click.option("--verify-images", type=click.IntRange(8), default=limits.VERIFY_IMAGES, show_default=True)
-@click.option("--allow-other-data", is_flag=True, help="Verify on data other than the checkpoint's (same classes).")
+@images_option("Test images to verify on (the first N).", name="verify_images", default=limits.VERIFY_IMAGES,
+               minimum=8, old=["--verify-images"])
+@allow_other_data_option("Verify on data other than the checkpoint's (same classes).")
 @force_option
 def export(checkpoint, output, fp16, fp16_io, batch, opset, verify, data, data_dir, skip_bad_images, verify_images,
            allow_other_data, force):

@@ -1,10 +1,86 @@
-"""Options that several commands share, spelled the same everywhere."""
+"""Options that several commands share, spelled the same everywhere.
+
+docs/cli.md lists every option with its meaning and the commands that take it (a test checks it
+against the commands). An option that was renamed keeps its old spelling as a hidden alias: it
+still parses, errors name the spelling that was typed, and ``--help`` shows only the new name.
+"""
 
 import math
+import re
 
 import click
 
 from wrn_deploy.data.table import NAMES
+
+
+class Renamed(click.Option):
+    """A click option that also accepts ``old`` spellings, hidden from ``--help``.
+
+    The old spellings are registered with the parser under their own destination, so the command
+    can tell which spelling was typed (``spelled``); giving both spellings is an error.
+    """
+
+    def __init__(self, param_decls=None, old=(), **attrs):
+        self.old = tuple(old)
+        super().__init__([*(param_decls or ()), *self.old], **attrs)
+        if self.old and (self.is_flag or self.multiple or self.count):
+            raise TypeError(f"{self.name}: old spellings are supported for single-value options only")
+
+    def _old_dest(self, spelling: str) -> str:
+        return f"{self.name} {spelling}"
+
+    def _current_opts(self) -> list:
+        return [o for o in self.opts if o not in self.old]
+
+    def add_to_parser(self, parser, ctx) -> None:
+        every, self.opts = self.opts, self._current_opts()
+        try:
+            super().add_to_parser(parser, ctx)
+        finally:
+            self.opts = every
+        for spelling in self.old:
+            parser.add_option(obj=self, opts=[spelling], dest=self._old_dest(spelling), action="store",
+                              nargs=self.nargs)
+
+    def consume_value(self, ctx, opts):
+        typed = [s for s in self.old if self._old_dest(s) in opts]
+        if typed:
+            if self.name in opts or len(typed) > 1:
+                names = " and ".join([self._current_opts()[-1], *typed] if self.name in opts else typed)
+                raise click.UsageError(f"{names} are one option ({self._current_opts()[-1]}): give it once", ctx)
+            opts = {**opts, self.name: opts[self._old_dest(typed[0])]}
+        ctx.meta.setdefault("wrn_deploy.spelled", {})[self.name] = typed[0] if typed else self._current_opts()[-1]
+        return super().consume_value(ctx, opts)
+
+    def get_error_hint(self, ctx) -> str:
+        typed = ctx.meta.get("wrn_deploy.spelled", {}).get(self.name) if ctx is not None else None
+        return f"'{typed}'" if typed in self.old else super().get_error_hint(ctx).replace(
+            "".join(f" / '{o}'" for o in self.old), "")
+
+    def get_help_record(self, ctx):
+        every, self.opts = self.opts, self._current_opts()
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = every
+
+
+def option(*param_decls, old=(), **attrs):
+    """``click.option`` whose ``old`` spellings still parse but are hidden from ``--help``."""
+    return click.option(*param_decls, cls=Renamed, old=old, **attrs)
+
+
+def spelled(name: str) -> str:
+    """The spelling of option ``name`` (its parameter name) that the user typed, or its current
+    long name: messages then speak the user's words."""
+    ctx = click.get_current_context()
+    known = ctx.meta.get("wrn_deploy.spelled", {})
+    if name in known:
+        return known[name]
+    for p in ctx.command.params:
+        if p.name == name and p.opts:
+            return max(p.opts, key=len)
+    return name
 
 
 def data_options(default_help: str = "the model's", default: str | None = None):
@@ -32,8 +108,90 @@ class Finite(click.FloatRange):
         return value
 
 
-def force_option(f):
-    return click.option("--force", is_flag=True, help="Replace existing outputs (never an input).")(f)
+class Device(click.ParamType):
+    """Where PyTorch runs: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the one parser for --device)."""
+
+    name = "device"
+    FORMS = "auto, cpu, cuda or cuda:N"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            self.fail(f"{value!r}: use {self.FORMS}", param, ctx)
+        return value
+
+    def get_metavar(self, param, ctx=None):
+        return "DEVICE"
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` made concrete (a CUDA GPU where PyTorch sees one, else the CPU); a CUDA device that
+    PyTorch cannot see is a user error."""
+    import torch
+
+    from wrn_deploy.errors import UserError
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU")
+    return device
+
+
+def device_option(default: str = "auto", help: str = "Where PyTorch runs."):
+    return click.option("--device", type=Device(), default=default, show_default=True,
+                        help=f"{help} DEVICE: {Device.FORMS}.")
+
+
+def output_option(help: str, *, name: str = "output", required: bool = False, folder: bool = False, old=()):
+    """``-o/--output``: where a command writes (a file, a folder or a prefix; ``help`` says which)."""
+    path = click.Path(file_okay=False) if folder else click.Path(dir_okay=False)
+    return option("-o", "--output", name, old=old, required=required, type=path, help=help)
+
+
+def images_option(help: str, *, name: str = "images", default: int | None = None, minimum: int = 1, old=()):
+    """``--images N``: how many of the evaluation split's images a command runs (the first N)."""
+    shown = {"default": default, "show_default": True} if default is not None else {}
+    return option("--images", name, old=old, type=click.IntRange(minimum), **shown, help=help)
+
+
+def batch_size_option(help: str, *, name: str = "batch_size", default: int | None = None, maximum=None, old=()):
+    """``--batch-size N``: images per forward pass (a training step, an inference call, a request)."""
+    shown = {"default": default, "show_default": True} if default is not None else {}
+    return option("--batch-size", name, old=old, type=click.IntRange(1, maximum), **shown, help=help)
+
+
+def max_int8_drop_option(help: str, *, name: str = "max_int8_drop", old=()):
+    """``--max-int8-drop``: the INT8 budget, top-1 points against FP32 (the eval gate and the guard)."""
+    from wrn_deploy import limits
+
+    return option("--max-int8-drop", name, old=old, type=Finite(0, 100), default=limits.INT8_MAX_DROP,
+                  show_default=True, help=help)
+
+
+def calib_size_option(help: str = "Calibration images."):
+    from wrn_deploy import limits
+
+    return click.option("--calib-size", type=click.IntRange(1), default=limits.CALIB_SIZE, show_default=True,
+                        help=help)
+
+
+def requests_option(help: str, *, name: str = "requests", default: int = 200, old=()):
+    return option("--requests", name, old=old, type=click.IntRange(10), default=default, show_default=True,
+                  help=help)
+
+
+def instances_option(help: str = "Triton model instances."):
+    return click.option("--instances", type=click.IntRange(1, 64), default=1, show_default=True, help=help)
+
+
+def allow_other_data_option(help: str):
+    return click.option("--allow-other-data", is_flag=True, help=help)
+
+
+def force_option(f=None, *, help: str = "Replace existing outputs (never an input)."):
+    """``--force``: replace what a command would otherwise refuse to overwrite; never an input."""
+    decorate = click.option("--force", is_flag=True, help=help)
+    return decorate(f) if f is not None else decorate
 
 
 def progress_option(f):

@@ -4,7 +4,8 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import Finite, data_options, progress_option
+from wrn_deploy.commands.options import (calib_size_option, data_options, device_option, images_option,
+                                         max_int8_drop_option, output_option, progress_option, requests_option)
 
 
 @click.command()
@@ -12,28 +13,27 @@ from wrn_deploy.commands.options import Finite, data_options, progress_option
 @data_options("synthetic; with --checkpoint: the checkpoint's")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="Start from this trained checkpoint instead of training.")
-@click.option("-o", "--out", type=click.Path(file_okay=False),
-              help="Pipeline folder [default: runs/ARCH-DATA-pipeline]; a rerun reuses what is still valid.")
+@output_option("Pipeline folder [default: runs/ARCH-DATA-pipeline]; a rerun reuses what is still valid.", name="out",
+               folder=True, old=["--out"])
 @click.option("--epochs", type=click.IntRange(1), help="Training epochs [default: the recipe's].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Training and calibration seed.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (PyTorch and eval).")
-@click.option("--eval-images", type=click.IntRange(1), help="Score only the first N test images [default: all].")
-@click.option("--calib-size", type=click.IntRange(1), default=limits.CALIB_SIZE, show_default=True,
-              help="INT8 calibration images from the training run's held-out split.")
-@click.option("--max-int8-drop", type=Finite(0, 100), default=limits.INT8_MAX_DROP, show_default=True,
-              help="INT8 gate and quantization guard, top-1 points.")
+@device_option(help="Where PyTorch runs (training, the reference); on a CUDA device ONNX Runtime uses its CUDA "
+                    "provider where onnxruntime-gpu is installed.")
+@images_option("Score only the first N test images [default: all].", name="eval_images", old=["--eval-images"])
+@calib_size_option("INT8 calibration images from the training run's held-out split.")
+@max_int8_drop_option("INT8 gate and quantization guard: largest allowed top-1 drop against FP32, points.")
 @click.option("--triton/--no-triton", default=True, show_default=True,
               help="Write the Triton repository and, where a tritonserver exists, serve and score it.")
 @click.option("--bench/--no-bench", default=True, show_default=True, help="Time every artifact.")
-@click.option("--bench-requests", type=click.IntRange(10), default=50, show_default=True,
-              help="Timed one-image requests per artifact (batches of 32: an eighth as many).")
+@requests_option("Timed one-image requests per artifact (batches of 32: an eighth as many).", name="bench_requests",
+                 default=50, old=["--bench-requests"])
 @progress_option
 def pipeline(arch, data, data_dir, skip_bad_images, checkpoint, out, epochs, seed, device, eval_images, calib_size,
              max_int8_drop, triton, bench, bench_requests, progress):
     """Train (or take --checkpoint), export FP32 and FP16, quantize INT8 (TensorRT and CPU forms),
     build TensorRT engines where TensorRT and a GPU exist, write a Triton repository, score every
     artifact against PyTorch FP32 on the same test images (and the served model through a real
-    tritonserver), time them, and write OUT/report.md, report.json and report.png.
+    tritonserver), time them, and write OUTPUT/report.md, report.json and report.png.
 
     \b
     Each step is cached by the hashes of its inputs and options: a rerun skips what is unchanged,

@@ -3,15 +3,15 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import Finite, data_options, force_option, progress_option
+from wrn_deploy.commands.options import (Finite, allow_other_data_option, calib_size_option, data_options,
+                                         force_option, max_int8_drop_option, output_option, progress_option)
 
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The INT8 .onnx to write.")
+@output_option("The INT8 .onnx to write.", required=True)
 @data_options("the model's")
-@click.option("--calib-size", type=click.IntRange(1), default=limits.CALIB_SIZE, show_default=True,
-              help="Calibration images.")
+@calib_size_option("Calibration images.")
 @click.option("--calib-split", type=click.Choice(["val", "train"]), default="val", show_default=True,
               help="Part of the TRAINING split: the held-out validation part, or the rest.")
 @click.option("--calib-seed", type=int, default=0, show_default=True, help="Seeds the image sample.")
@@ -33,10 +33,10 @@ from wrn_deploy.commands.options import Finite, data_options, force_option, prog
 @click.option("--quantizer", type=click.Choice(["wrn-deploy", "modelopt"]), default="wrn-deploy", show_default=True,
               help="Who writes the Q/DQ graph: wrn-deploy (ONNX Runtime's tools) or NVIDIA ModelOpt's ONNX PTQ "
                    "(the 'modelopt' extra, or a python that has it in WRN_DEPLOY_MODELOPT_PYTHON).")
-@click.option("--max-drop", type=Finite(0, 100), default=limits.INT8_MAX_DROP, show_default=True,
-              help="Largest allowed top-1 drop (points) against FP32 on held-out training images.")
+@max_int8_drop_option("Largest allowed top-1 drop (points) against FP32 on held-out training images: the "
+                      "guard leaves layers in float until it holds.", name="max_drop", old=["--max-drop"])
 @click.option("--no-guard", is_flag=True, help="Skip the layer-exclusion search (still report the drop).")
-@click.option("--allow-other-data", is_flag=True, help="Calibrate on data other than the model's (same classes).")
+@allow_other_data_option("Calibrate on data other than the model's (same classes).")
 @force_option
 @progress_option
 def quantize(model, output, data, data_dir, skip_bad_images, calib_size, calib_split, calib_seed, calib_dir, method,

@@ -2,22 +2,25 @@
 
 import click
 
+from wrn_deploy.commands.options import force_option, instances_option, output_option
+
 
 @click.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--repo", required=True, type=click.Path(file_okay=False), help="The model repository folder.")
+@output_option("The model repository folder (made, or added to).", name="repo", required=True, folder=True,
+               old=["--repo"])
 @click.option("--name", help="Model name in the repository [default: ARCH-PRECISION].")
 @click.option("--backend", type=click.Choice(["native", "python"]), default="native", show_default=True,
               help="native: tensorrt for a plan, onnxruntime for ONNX; python: wrn-deploy's runner for any artifact.")
 @click.option("--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True)
-@click.option("--instances", type=click.IntRange(1, 64), default=1, show_default=True)
+@instances_option()
 @click.option("--kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True, help="Instance kind.")
 @click.option("--queue-delay-us", type=click.IntRange(0, 10_000_000), default=500, show_default=True,
               help="How long dynamic batching waits to fill a batch.")
 @click.option("--trt-accelerator", is_flag=True, help="ONNX on a GPU: use ONNX Runtime's TensorRT accelerator.")
 @click.option("--check-load/--no-check-load", default=True, show_default=True,
               help="Load the model in a real tritonserver before keeping it (where one is installed).")
-@click.option("--force", is_flag=True, help="Replace the model if the repository already has it.")
+@force_option(help="Replace the model if the repository already has it.")
 def triton(artifact, repo, name, backend, max_batch, instances, kind, queue_delay_us, trt_accelerator, check_load,
            force):
     """Write a Triton Inference Server model repository for ARTIFACT (checkpoint, ONNX or plan).

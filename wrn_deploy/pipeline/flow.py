@@ -100,7 +100,7 @@ class Context:
         return self._memo[key]
 
     def evaluation_images(self) -> tuple:
-        """(images, labels, Selection): the test split the report scores (the first --eval-images)."""
+        """(images, labels, Selection): the test split the report scores (the first --images)."""
         def make():
             from wrn_deploy.card import read_card
             from wrn_deploy.data import for_card

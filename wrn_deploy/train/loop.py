@@ -150,7 +150,7 @@ class Trainer:
             return
         if not self.cfg.force:
             raise UserError(f"{self.out} already holds a run ({', '.join(found[:3])}); pass --resume to continue "
-                            "it, --force to replace it, or choose another --out")
+                            "it, --force to replace it, or choose another --output")
         for n in found:
             (self.out / n).unlink()
 
