@@ -1,18 +1,20 @@
 """Classify image files with a WRN served by Triton, over HTTP or gRPC.
 
-    wrn-deploy triton runs/m.onnx --repo repo --backend python --name wrn
+    wrn-deploy triton runs/m.onnx -o repo --backend python --name wrn
     wrn-deploy serve repo &
-    python examples/triton_client.py --model wrn cat.png dog.jpg            # HTTP on 127.0.0.1:8000
+    python examples/triton_client.py --model wrn --card repo/wrn/card.json cat.png dog.jpg   # HTTP, :8000
     python examples/triton_client.py --model wrn --grpc --url 127.0.0.1:8001 cat.png
 
 What the model takes is in its card (REPO/MODEL/card.json, or the model's config): RGB values in
 [0, 1], N x 3 x S x S, and the graph normalises them itself, so the client must not. Images are
 resized so the short side is S * 256/224 and centre-cropped to S (S = 32: resized to 32 x 32),
-the same rule the Python side uses. Triton's classification extension returns the top k with the
-labels from the repository's labels.txt.
+the same rule the Python side uses. The images go to Triton through wrn-deploy's TritonRunner (the
+same client code bench and the pipeline use), which returns the logits; the top k are named with
+the class names of the model's card (REPO/MODEL/card.json) when --card is given, else numbered.
 """
 
 import argparse
+import json
 import sys
 
 import numpy as np
@@ -43,23 +45,24 @@ def main() -> int:
     ap.add_argument("--url", default=None, help="host:port [default: 127.0.0.1:8000, or :8001 with --grpc]")
     ap.add_argument("--grpc", action="store_true", help="gRPC instead of HTTP")
     ap.add_argument("--topk", type=int, default=3)
+    ap.add_argument("--card", help="the model's card.json from the repository (class names)")
     args = ap.parse_args()
-    if args.grpc:
-        import tritonclient.grpc as client_lib
-    else:
-        import tritonclient.http as client_lib
-    client = client_lib.InferenceServerClient(args.url or ("127.0.0.1:8001" if args.grpc else "127.0.0.1:8000"))
-    meta = client.get_model_metadata(args.model)
-    inputs = meta.inputs if args.grpc else meta["inputs"]
-    size = int((inputs[0].shape if args.grpc else inputs[0]["shape"])[-1])
-    batch = np.stack([load(p, size) for p in args.images])
-    inp = client_lib.InferInput("images", list(batch.shape), "FP32")
-    inp.set_data_from_numpy(batch)
-    out = client_lib.InferRequestedOutput("logits", class_count=args.topk)
-    result = client.infer(args.model, [inp], outputs=[out]).as_numpy("logits")
-    for path, row in zip(args.images, result):
-        best = [entry.decode().split(":") for entry in row]  # "score:index:label"
-        print(path + "  " + "  ".join(f"{label} {float(score):.3f}" for score, _, label in best))
+    import torch
+
+    from wrn_deploy.runners.triton_runner import TritonRunner
+
+    protocol = "grpc" if args.grpc else "http"
+    url = args.url or ("127.0.0.1:8001" if args.grpc else "127.0.0.1:8000")
+    classes = json.loads(open(args.card).read())["classes"] if args.card else None
+    with TritonRunner(url, args.model, protocol) as runner:
+        size = runner.inputs()[0].shape[-1]
+        logits = runner.infer(torch.from_numpy(np.stack([load(p, size) for p in args.images])))
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    for path, row in zip(args.images, probs):
+        best = np.argsort(-row)[:args.topk]
+        names = [classes[i] if classes else f"class {i}" for i in best]
+        print(path + "  " + "  ".join(f"{name} {row[i]:.3f}" for name, i in zip(names, best)))
     return 0
 
 

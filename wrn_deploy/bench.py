@@ -36,55 +36,52 @@ def _batches(images: np.ndarray, batch: int, count: int, offset: int = 0) -> lis
 
 
 def bench_local(runner, images: np.ndarray, batch: int, requests: int) -> Row:
+    """``requests`` timed calls of ``batch`` images through ``runner``, after a warm-up."""
     import torch
 
     with runner:
         for x in _batches(images, batch, WARMUP):
             runner.infer(torch.from_numpy(x))
-        latencies = []
+        runner.inference_times.clear()
         t0 = time.perf_counter()
         for x in _batches(images, batch, requests):
-            s = time.perf_counter()
             runner.infer(torch.from_numpy(x))
-            latencies.append(time.perf_counter() - s)
-        return Row("local", 1, latencies, time.perf_counter() - t0, batch * requests)
+        return Row("local", 1, list(runner.inference_times), time.perf_counter() - t0, batch * requests)
 
 
 def bench_triton(protocol: str, url: str, model: str, images: np.ndarray, batch: int, requests: int,
                  concurrency: int) -> Row:
-    """``requests`` in all, spread over ``concurrency`` clients, each with its own connection."""
-    import importlib
+    """``requests`` in all, spread over ``concurrency`` clients, each a TritonRunner with its own
+    connection; a benchmark with a failed request is no benchmark."""
+    import torch
 
-    module = importlib.import_module(f"tritonclient.{protocol}")
+    from wrn_deploy.runners.triton_runner import TritonRunner
+
     per_client = max(1, requests // concurrency)
     latencies, errors = [], []
     start = threading.Barrier(concurrency + 1)
 
     def client(k: int):
-        c = module.InferenceServerClient(url)
-
-        def call(x):
-            inp = module.InferInput("images", list(x.shape), "FP32")
-            inp.set_data_from_numpy(x)
-            c.infer(model, [inp])
-
-        for x in _batches(images, batch, WARMUP, k * 7):
-            call(x)
-        start.wait()
-        mine = []
-        for x in _batches(images, batch, per_client, k * 13):
-            s = time.perf_counter()
-            try:
-                call(x)
-            except Exception as e:  # noqa: BLE001 - reported, a benchmark with errors is no benchmark
-                errors.append(e)
-            mine.append(time.perf_counter() - s)
-        latencies.extend(mine)
+        try:
+            with TritonRunner(url, model, protocol) as runner:
+                for x in _batches(images, batch, WARMUP, k * 7):
+                    runner.infer(torch.from_numpy(x))
+                runner.inference_times.clear()
+                start.wait()
+                for x in _batches(images, batch, per_client, k * 13):
+                    runner.infer(torch.from_numpy(x))
+                latencies.extend(runner.inference_times)
+        except Exception as e:  # noqa: BLE001 - reported below, in the caller's thread
+            errors.append(e)
+            start.abort()
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
     for t in threads:
         t.start()
-    start.wait()
+    try:
+        start.wait()
+    except threading.BrokenBarrierError:
+        pass
     t0 = time.perf_counter()
     for t in threads:
         t.join()
@@ -92,7 +89,9 @@ def bench_triton(protocol: str, url: str, model: str, images: np.ndarray, batch:
     if errors:
         from wrn_deploy.errors import UserError
 
-        raise UserError(f"{len(errors)} of {per_client * concurrency} Triton requests failed: {errors[0]}")
+        first = errors[0]
+        why = first.format_message() if isinstance(first, UserError) else f"{type(first).__name__}: {first}"
+        raise UserError(f"{len(errors)} of {concurrency} Triton clients failed ({protocol} {url}): {why}")
     return Row(f"triton-{protocol}", concurrency, latencies, seconds, batch * per_client * concurrency)
 
 

@@ -62,11 +62,37 @@ def trt_runner(root):
 @pytest.mark.parametrize("case", CASES)
 def test_runner_contract(case, models, fake_trt):  # noqa: F811 - fake_trt is the fixture
     make, dtype, batch_range, tol = CASES[case]
+    _holds_the_contract(make(models), models, dtype, batch_range, tol)
+
+
+@pytest.fixture(scope="module")
+def served(models, tmp_path_factory):
+    """m.onnx in a real tritonserver (Python backend, batches up to 8)."""
+    from wrn_deploy.triton.config import ServeOptions
+    from wrn_deploy.triton.repository import write_repository
+    from wrn_deploy.triton.server import find_tritonserver, served_repository
+
+    if find_tritonserver() is None:
+        pytest.skip("no tritonserver here (pip install 'wrn-deploy[serve]')")
+    repo = tmp_path_factory.mktemp("contract-repo")
+    write_repository(models / "m.onnx", repo, ServeOptions("m", "python", max_batch=8, instances=1), check_load=False)
+    with served_repository(repo, log=repo.parent / "server.log") as server:
+        yield server
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_triton_runner_contract(protocol, models, served):
+    from wrn_deploy.runners.triton_runner import TritonRunner
+
+    url = served.http if protocol == "http" else served.grpc
+    _holds_the_contract(TritonRunner(url, "m", protocol), models, "float32", (1, 8), 1e-4)
+
+
+def _holds_the_contract(runner, models, dtype, batch_range, tol):
     images = torch.rand(21, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with runner_for(models / "c.safetensors") as ref_runner:
         ref = ref_runner.infer(images)
 
-    runner = make(models)
     assert not runner.is_active
     with pytest.raises(RuntimeError, match="activate"):
         runner.infer(images)

@@ -1,6 +1,6 @@
-"""A real tritonserver on loopback (the 'serve' extra's, Python backend on the CPU), answering real
-CIFAR-10 images exactly as the local runner does: over HTTP and gRPC, under concurrent load, after
-bad requests, and when it is killed mid-load."""
+"""A real tritonserver on loopback (the 'serve' extra's, Python backend on the CPU), answering
+CIFAR-10 images (the real ones where ../shared exists) exactly as the local runner does: over HTTP
+and gRPC, under concurrent load, after bad requests, and when it is killed mid-load."""
 
 import os
 import random
@@ -207,11 +207,12 @@ def test_port_in_use_is_one_clear_line(repo):
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_client_example_classifies_image_files(protocol, server, cifar_dir):
+def test_client_example_classifies_image_files(protocol, server, repo, cifar_dir):
     files = sorted((cifar_dir / "test" / "cat").glob("*.png"))[:3]
     url = server.grpc if protocol == "grpc" else server.http
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "triton_client.py"), "--model", MODEL, "--url", url,
-                           *(["--grpc"] if protocol == "grpc" else []), *map(str, files)],
+                           "--card", repo / MODEL / "card.json", *(["--grpc"] if protocol == "grpc" else []),
+                           *map(str, files)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()

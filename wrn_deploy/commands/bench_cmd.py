@@ -2,28 +2,27 @@
 
 import click
 
-from wrn_deploy.commands.options import data_options
+from wrn_deploy.commands.options import (batch_size_option, data_options, force_option, images_option, instances_option,
+                                         output_option, requests_option)
 
 
 @click.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @data_options("the model's")
-@click.option("--images", type=click.IntRange(8), default=256, show_default=True, help="Real test images to cycle.")
-@click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Images per request.")
-@click.option("--requests", type=click.IntRange(10), default=200, show_default=True, help="Timed requests per row.")
+@images_option("Real test images to cycle (the first N).", default=256, minimum=8)
+@batch_size_option("Images per request (the batch size timed).", name="batch", default=1, maximum=256, old=["--batch"])
+@requests_option("Timed requests per row.")
 @click.option("--concurrency", default="1,4,8,16", show_default=True, help="Triton client counts to measure.")
 @click.option("--triton/--no-triton", default=True, show_default=True,
               help="Also serve the artifact (Python backend) in a local tritonserver and measure HTTP and gRPC.")
-@click.option("--instances", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Triton model instances.")
+@instances_option()
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Inference threads of the local runner (Triton's instances use one each).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write the table (Markdown) and JSON here.")
-@click.option("--force", is_flag=True, help="Replace an existing --output.")
+@output_option("Also write the table (Markdown) here, and its JSON to OUTPUT.json.")
+@force_option(help="Replace an existing --output.")
 def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, concurrency, triton, instances, threads,
           output, force):
     """Measure ARTIFACT: p50/p90/p99 latency and throughput after warm-up, on real images."""
-    import tempfile
     from pathlib import Path
 
     from wrn_deploy import bench as B
@@ -47,17 +46,13 @@ def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, co
     rows = [B.bench_local(runner_for(artifact, threads=threads), x, batch, requests).to_dict()]
     if triton:
         from wrn_deploy.triton.config import ServeOptions
-        from wrn_deploy.triton.repository import write_repository
-        from wrn_deploy.triton.server import Server, free_port
+        from wrn_deploy.triton.server import served_artifact
 
-        with tempfile.TemporaryDirectory(prefix="wrn-deploy-bench-") as tmp:
-            write_repository(artifact, Path(tmp), ServeOptions("m", "python", max_batch=max(batch, 32),
-                                                               instances=instances), check_load=False)
-            with Server(Path(tmp), http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                        log=Path(tmp) / "server.log") as server:
-                for protocol, url in (("http", server.http), ("grpc", server.grpc)):
-                    for c in levels:
-                        rows.append(B.bench_triton(protocol, url, "m", x, batch, requests, c).to_dict())
+        opts = ServeOptions("m", "python", max_batch=max(batch, 32), instances=instances)
+        with served_artifact(artifact, opts) as server:
+            for protocol, url in (("http", server.http), ("grpc", server.grpc)):
+                for c in levels:
+                    rows.append(B.bench_triton(protocol, url, "m", x, batch, requests, c).to_dict())
     title = f"{card.arch} {card.precision} ({Path(artifact).name}), batch {batch}"
     note = f"Machine: {B.machine()}. {len(x)} real {card.dataset.get('name', '')} test images, {requests} timed " \
            f"requests per row after {B.WARMUP} warm-up requests per client; Triton: Python backend, " \

@@ -24,14 +24,9 @@ def run(runner, images, batch: int, progress: bool = False) -> RunResult:
     return RunResult(runner.name, logits, seconds)
 
 
-def run_all(runners: dict, images, batch: int, progress: bool = False) -> dict:
-    """{key: RunResult}, one runner active at a time (only one holds device memory)."""
-    return {key: run(r, images, batch, progress) for key, r in runners.items()}
-
-
 def compare(ref: RunResult, cand: RunResult, labels, compute: str, gates: Gates) -> dict:
     """Paired statistics of ``cand`` against ``ref`` and the gates of the candidate's precision."""
     stats = paired(ref.logits, cand.logits, np.asarray(labels))
-    checked = gates.check(stats.agreement, stats.diff, compute)
+    checked = gates.check(stats, compute)
     return {"stats": stats.to_dict(), "gates": [{"gate": g, "measured": m, "passed": ok} for g, m, ok in checked],
             "passed": all(ok for _, _, ok in checked)}

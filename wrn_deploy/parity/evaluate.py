@@ -10,7 +10,7 @@ from pathlib import Path
 from wrn_deploy.card import Card, read_card
 from wrn_deploy.errors import UserError
 from wrn_deploy.limits import BATCH, Gates
-from wrn_deploy.parity.compare import compare, run, run_all
+from wrn_deploy.parity.compare import RunResult, compare, run
 from wrn_deploy.runners import runner_for
 
 
@@ -111,6 +111,16 @@ def input_files(paths: list, opts: EvalOptions) -> list:
     return files + [q for f in files for q in (f.with_suffix(".json"), Path(f"{f}.json"), Path(f"{f}.sig"))]
 
 
+def score(cand: Candidate, ref: RunResult, images, labels, digests: list, opts: EvalOptions) -> dict:
+    """Run ``cand`` on ``images`` and pair it with ``ref``, a reference run made by the caller (eval's
+    own, or the pipeline's recorded one): the runner, its time, the calibration overlap (refused
+    unless allowed), the paired statistics and the gates of the candidate's precision."""
+    overlap = check_overlap(cand.card, digests, opts)
+    res = run(cand.runner, images, opts.batch, opts.progress)
+    return {"runner": res.runner, "seconds": round(res.seconds, 2), "calibration_overlap": overlap,
+            **compare(ref, res, labels, cand.compute, opts.gates)}
+
+
 def evaluate(paths: list, opts: EvalOptions) -> list:
     """One report per candidate; the reference runs once for all of them."""
     import torch
@@ -130,23 +140,23 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
     if opts.limit:
         chosen = chosen.first(opts.limit)
     digests = chosen.part.image_digests()
-    overlaps = [check_overlap(c.card, digests, opts) for c in cands]
+    for c in cands:  # refuse before anything runs
+        check_overlap(c.card, digests, opts)
     images, labels = chosen.images(), chosen.labels.numpy()
-    results = run_all({i: c.runner for i, c in enumerate(cands)}, images, opts.batch, opts.progress)
     ref = run(ref_runner, images, opts.batch, opts.progress)
     reports = []
-    for i, c in enumerate(cands):
-        res = results[i]
-        rep = {"candidate": {"kind": c.card.kind if c.card else "plan", "path": str(c.path), "runner": res.runner,
-                             "precision": str(c.card.precision) if c.card else "unknown", "arch": model.arch,
-                             "seconds": round(res.seconds, 2)},
-               "reference": {"path": str(ref_path), "runner": ref.runner, "seconds": round(ref.seconds, 2)},
-               "data": {"dataset": chosen.dataset, "split": opts.split, "images": len(chosen),
-                        "calibration_overlap": overlaps[i],
-                        "skipped_unreadable": chosen.identity.get("skipped_unreadable", 0)},
-               **compare(ref, res, labels, c.compute, opts.gates),
-               "versions": _versions(), "torch_threads": torch.get_num_threads()}
-        reports.append(rep)
+    for c in cands:
+        s = score(c, ref, images, labels, digests, opts)
+        reports.append({
+            "candidate": {"kind": c.card.kind if c.card else "plan", "path": str(c.path), "runner": s["runner"],
+                          "precision": str(c.card.precision) if c.card else "unknown", "arch": model.arch,
+                          "seconds": s["seconds"]},
+            "reference": {"path": str(ref_path), "runner": ref.runner, "seconds": round(ref.seconds, 2)},
+            "data": {"dataset": chosen.dataset, "split": opts.split, "images": len(chosen),
+                     "calibration_overlap": s["calibration_overlap"],
+                     "skipped_unreadable": chosen.identity.get("skipped_unreadable", 0)},
+            "stats": s["stats"], "gates": s["gates"], "passed": s["passed"],
+            "versions": _versions(), "torch_threads": torch.get_num_threads()})
     return reports
 
 

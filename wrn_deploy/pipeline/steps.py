@@ -183,19 +183,24 @@ def reference(ctx, previous) -> Done:
                                  "identity": {k: v for k, v in chosen.identity.items() if k != "classes"}}})
 
 
+def _eval_options(ctx):
+    from wrn_deploy.parity.evaluate import EvalOptions
+
+    return EvalOptions(provider=ctx.provider, device=ctx.device, batch=ctx.opts.batch, gates=ctx.opts.gates,
+                       progress=ctx.opts.progress)
+
+
 def evaluate(artifact: Artifact):
+    """``eval``'s own scoring of one artifact, against the reference step's recorded run."""
     def step(ctx, previous) -> Done:
-        from wrn_deploy.parity.compare import compare, run
-        from wrn_deploy.parity.evaluate import EvalOptions, candidate, check_overlap
+        from wrn_deploy.parity.evaluate import candidate, score
 
         ref, labels, digests = ctx.reference()
         images, _, _ = ctx.evaluation_images()
-        opts = EvalOptions(provider=ctx.provider, device=ctx.device)
+        opts = _eval_options(ctx)
         cand = candidate(ctx.artifact(artifact.name), opts)
-        overlap = check_overlap(cand.card, list(digests), opts)
-        res = run(cand.runner, images, ctx.opts.batch, ctx.opts.progress)
-        return Done([], {"runner": res.runner, "precision": str(cand.card.precision), "seconds": round(res.seconds, 2),
-                         "calibration_overlap": overlap, **compare(ref, res, labels, cand.compute, ctx.opts.gates)})
+        return Done([], {"precision": str(cand.card.precision),
+                         **score(cand, ref, images, labels, list(digests), opts)})
     return step
 
 
@@ -217,50 +222,31 @@ def bench(name: str):
 
 def serve(ctx, previous) -> Done:
     """Serve the repository in a real tritonserver on loopback, score every model it can load on the
-    evaluation images over HTTP, and time it like ``bench``."""
-    import time
-
+    evaluation images over HTTP (``eval``'s scoring, through a TritonRunner), and time it like ``bench``."""
     from wrn_deploy import bench as B
-    from wrn_deploy.parity.compare import RunResult, compare
-    from wrn_deploy.triton.server import Server, free_port
+    from wrn_deploy.parity.evaluate import Candidate, score
+    from wrn_deploy.runners.triton_runner import TritonRunner
+    from wrn_deploy.triton.server import served_repository
 
-    ref, labels, _ = ctx.reference()
-    images = ctx.evaluation_images()[0].numpy()
+    ref, labels, digests = ctx.reference()
+    images = ctx.evaluation_images()[0]
     models = ctx.state("triton-repo")["result"]["models"]
     served = {a: m for a, m in models.items() if m["backend"] == "python"}
     if not served:
         raise UserError("the repository holds no model this tritonserver can load (the Python backend's)")
-    rows, x = {}, ctx.bench_images()
+    rows, x, opts = {}, ctx.bench_images(), _eval_options(ctx)
     log = ctx.out / "eval" / "tritonserver.log"
     log.parent.mkdir(exist_ok=True)
     log.unlink(missing_ok=True)
-    with Server(ctx.out / "triton", http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                models=tuple(m["model"] for m in served.values()), log=log) as server:
+    with served_repository(ctx.out / "triton", models=tuple(m["model"] for m in served.values()), log=log) as server:
         for name, m in served.items():
-            t0 = time.perf_counter()
-            logits = _infer_http(server.http, m["model"], images)
-            got = RunResult(f"triton-{m['backend']}-http", logits, time.perf_counter() - t0)
             card = ctx.card(name)
+            runner = TritonRunner(server.http, m["model"], "http", name=f"triton-{m['backend']}-http")
+            scored = score(Candidate(ctx.artifact(name), card, runner), ref, images, labels, list(digests), opts)
             one = B.bench_triton("http", server.http, m["model"], x, 1, ctx.opts.bench_requests, 1).to_dict()
             many = B.bench_triton("http", server.http, m["model"], x, 32, max(10, ctx.opts.bench_requests // 8),
                                   1).to_dict()
-            rows[name] = {"model": m["model"], "runner": got.runner, "precision": str(card.precision),
-                          "seconds": round(got.seconds, 2),
-                          **compare(ref, got, labels, card.precision.compute, ctx.opts.gates),
+            rows[name] = {"model": m["model"], "precision": str(card.precision), **scored,
                           "bench": {"p50_ms": one["p50_ms"], "p99_ms": one["p99_ms"],
                                     "images_per_s": many["images_per_s"]}}
     return Done([], {"models": rows, "skipped": sorted(set(models) - set(served))})
-
-
-def _infer_http(url: str, model: str, images, batch: int = 32):
-    import numpy as np
-    from tritonclient import http
-
-    client = http.InferenceServerClient(url)
-    out = []
-    for i in range(0, len(images), batch):
-        x = np.ascontiguousarray(images[i:i + batch], dtype=np.float32)
-        inp = http.InferInput("images", list(x.shape), "FP32")
-        inp.set_data_from_numpy(x)
-        out.append(client.infer(model, [inp]).as_numpy("logits"))
-    return np.concatenate(out).astype(np.float32)

@@ -1,56 +1,107 @@
 """The accuracy guard: INT8 against FP32 top-1 on held-out training images, both in ONNX Runtime
 CPU through its runner. When INT8 loses more than allowed, layers are ranked by how much quantizing
-each alone moves the logits, and the worst are left in float one at a time until the bound holds."""
+each alone moves the logits, and the worst are left in float one at a time until the bound holds.
 
-from dataclasses import dataclass, field
+Every figure (top-1, agreement, the interval of the drop) comes from ``parity.stats.paired``, the
+same statistics eval reports; the result is built once and never changed afterwards.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
-import torch
 
 from wrn_deploy.limits import BATCH
 from wrn_deploy.parity.compare import run
+from wrn_deploy.parity.stats import Paired, paired, top1
 from wrn_deploy.runners.ort_runner import OrtRunner
 
 
-@dataclass
+@dataclass(frozen=True)
+class GuardStep:
+    excluded: tuple     # nodes kept float so far, in the order they were excluded
+    int8_top1: float    # %, with those nodes float
+    drop: float         # FP32 minus INT8 top-1, points
+
+
+@dataclass(frozen=True)
 class GuardResult:
-    fp32_top1: float
-    int8_top1: float
-    agreement: float
-    steps: list = field(default_factory=list)   # [{"excluded": [...], "int8_top1": x, "drop": d}]
-    ranking: list = field(default_factory=list)  # [(node, logit mse)] most sensitive first
-    drop_ci95: tuple = (0.0, 0.0)                # bootstrap 95% interval of the drop, points
+    stats: Paired                  # the final INT8 model (candidate) against FP32 (reference)
+    steps: tuple = ()              # GuardStep per exclusion, in order
+    ranking: tuple = ()            # (node, mean squared logit error alone in INT8), most sensitive first
+
+    @property
+    def fp32_top1(self) -> float:
+        return self.stats.ref_top1
+
+    @property
+    def int8_top1(self) -> float:
+        return self.stats.cand_top1
+
+    @property
+    def agreement(self) -> float:
+        return self.stats.agreement
 
     @property
     def drop(self) -> float:
-        return self.fp32_top1 - self.int8_top1
+        return -self.stats.diff + 0.0  # + 0.0 turns -0.0 into 0.0
+
+    @property
+    def drop_ci95(self) -> tuple:
+        lo, hi = self.stats.diff_ci95
+        return -hi + 0.0, -lo + 0.0
+
+    @property
+    def excluded(self) -> tuple:
+        return self.steps[-1].excluded if self.steps else ()
 
 
-def logits(path, images: torch.Tensor) -> np.ndarray:
+@dataclass(frozen=True)
+class HeldOut:
+    """The images the guard scores on, and the FP32 model's logits on them (computed once)."""
+
+    images: object            # float tensor N x 3 x H x W
+    labels: np.ndarray
+    fp32_logits: np.ndarray
+
+
+def logits(path, images) -> np.ndarray:
     return run(OrtRunner(path), images, BATCH).logits
 
 
-def drop_interval(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels) -> tuple:
-    """95% bootstrap interval of the top-1 drop (FP32 minus INT8), in points, pairing the images."""
-    from wrn_deploy.parity.stats import bootstrap_diff_ci
-
-    labels = np.asarray(labels)
-    lo, hi = bootstrap_diff_ci(fp32_logits.argmax(1) == labels, int8_logits.argmax(1) == labels)
-    return -hi + 0.0, -lo + 0.0
+def held_out(fp32_path, images, labels) -> HeldOut:
+    return HeldOut(images, np.asarray(labels), logits(fp32_path, images))
 
 
-def top1(pred: np.ndarray, labels) -> float:
-    """Top-1 accuracy (%) of ``pred`` logits against labels (or another model's predictions)."""
-    return float((pred.argmax(1) == np.asarray(labels)).mean() * 100)
+def check(held: HeldOut, int8_path, max_drop: float | None, quantize: Callable, nodes: list,
+          progress: bool = False) -> GuardResult:
+    """Score ``int8_path``; above ``max_drop`` (None: never), rank ``nodes`` and rebuild with the worst
+    kept float until the drop fits. ``quantize(exclude=[...], only=[...])`` writes a model and returns
+    its path."""
+    stats = paired(held.fp32_logits, logits(int8_path, held.images), held.labels)
+    if max_drop is None or -stats.diff <= max_drop:
+        return GuardResult(stats)
+    ranking = rank_layers(held, quantize, nodes, progress)
+    steps, excluded, got = [], [], None
+    for node, _ in ranking:
+        excluded.append(node)
+        got = logits(quantize(exclude=list(excluded)), held.images)
+        acc = top1(got, held.labels)
+        steps.append(GuardStep(tuple(excluded), acc, top1(held.fp32_logits, held.labels) - acc))
+        if steps[-1].drop <= max_drop:
+            break
+    if got is None:  # nothing to keep float
+        return GuardResult(stats)
+    return GuardResult(paired(held.fp32_logits, got, held.labels), tuple(steps), tuple(ranking))
 
 
-def rank_layers(fp32_logits: np.ndarray, images: torch.Tensor, quantize_only, nodes: list, progress=None) -> list:
-    """[(node, mean squared logit error when only that node is INT8)], most sensitive first."""
+def rank_layers(held: HeldOut, quantize: Callable, nodes: list, progress: bool = False) -> list:
+    """[(node, mean squared logit error when only that node is INT8)] on 64 images, most sensitive first."""
+    from tqdm import tqdm
+
+    images, ref = held.images[:64], held.fp32_logits[:64]
     scores = []
-    for node in nodes:
-        path = quantize_only(node)
-        err = float(((logits(path, images) - fp32_logits) ** 2).mean())
+    for node in tqdm(nodes, desc="ranking layers", disable=not progress, leave=False):
+        err = float(((logits(quantize(only=[node]), images) - ref) ** 2).mean())
         scores.append((node, err))
-        if progress:
-            progress.update(1)
     return sorted(scores, key=lambda s: -s[1])

@@ -66,119 +66,128 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
 
         producer = producers.for_spec(opts.spec, Path(tmp))  # fails here when ModelOpt is missing
         folder.mkdir(parents=True, exist_ok=True)
-        result = _quantize_and_guard(onnx_path, Path(tmp), opts, data, folder / "ranges.json", cached, producer)
+        job = _Job(onnx_path, output, card, opts, manifest, folder, cached, producer, Path(tmp))
+        result = _quantize_and_guard(job, data)
         if not cached:
             write_json(folder / "manifest.json", manifest)
-        report = _finish(onnx_path, output, card, manifest, folder, opts, result, cached, force)
+        report = _finish(job, result, force)
     write_json(output.with_suffix(".report.json"), report, replace=force)
     return report
 
 
-def _quantize_and_guard(fp32: Path, tmp: Path, opts, data, ranges: Path, cached: bool, producer) -> dict:
+@dataclass(frozen=True)
+class _Job:
+    """One quantization: what goes in, where the ranges live, who writes the Q/DQ graph."""
+
+    fp32: Path
+    output: Path
+    card: Card
+    opts: QuantOptions
+    manifest: dict
+    folder: Path            # the calibration folder (manifest.json, ranges.json)
+    cached: bool            # its ranges are reused
+    producer: object
+    tmp: Path
+
+    @property
+    def ranges(self) -> Path:
+        return self.folder / "ranges.json"
+
+
+@dataclass(frozen=True)
+class _Result:
+    path: Path              # the INT8 model in the scratch folder
+    guard: object           # guard.GuardResult
+    nodes: dict             # quantizable node -> label
+    placed: dict            # (node, input) -> what the pair quantizes
+    calib_s: float
+    versions: dict
+
+
+def _quantize_and_guard(job: _Job, data) -> _Result:
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from wrn_deploy.quant import guard
-
-    pre = tmp / "pre.onnx"
-    quant_pre_process(str(fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
-    name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
-    t0 = time.perf_counter()
-    if not cached:
-        producer.calibrate(pre, data.calib.images(), name, ranges)
-    calib_s = time.perf_counter() - t0
-    int8 = tmp / "int8.onnx"
-    producer.quantize(pre, int8, ranges)
-    if not producer.uses_cached_ranges:  # ModelOpt calibrates inside its quantize
-        calib_s = time.perf_counter() - t0
     from wrn_deploy.quant.placement import quantized_inputs
 
-    placed = quantized_inputs(onnx.load(str(int8), load_external_data=False))
-    images, labels = data.guard.images(), data.guard.labels
-    ref = guard.logits(fp32, images)
-    got = guard.logits(int8, images)
-    res = guard.GuardResult(guard.top1(ref, labels), guard.top1(got, labels), guard.top1(got, ref.argmax(1)))
-    nodes = producer.nodes(onnx.load(str(pre), load_external_data=False))
-    excluded = []
-    if opts.max_drop is not None and res.drop > opts.max_drop:
-        excluded = _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, list(nodes), producer)
-        got = guard.logits(int8, images)
-        placed = quantized_inputs(onnx.load(str(int8), load_external_data=False))
-    res.drop_ci95 = guard.drop_interval(ref, got, labels)
-    return {"path": int8, "guard": res, "excluded": excluded, "nodes": nodes, "calib_s": calib_s,
-            "guard_images": len(labels), "placed": placed, "versions": producer.versions()}
+    pre, int8 = job.tmp / "pre.onnx", job.tmp / "int8.onnx"
+    quant_pre_process(str(job.fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
+    name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
+    t0 = time.perf_counter()
+    if not job.cached:
+        job.producer.calibrate(pre, data.calib.images(), name, job.ranges)
+    calib_s = time.perf_counter() - t0
+    job.producer.quantize(pre, int8, job.ranges)
+    if not job.producer.uses_cached_ranges:  # ModelOpt calibrates inside its quantize
+        calib_s = time.perf_counter() - t0
 
-
-def _exclude_until_within(pre, tmp, opts, res, ref, images, labels, ranges, nodes, producer) -> list:
-    from tqdm import tqdm
-
-    from wrn_deploy.quant import guard
-
-    def only(node):
-        path = tmp / "single.onnx"
-        producer.quantize(pre, path, ranges, only=[node])
+    def requantize(exclude=None, only=None) -> Path:
+        path = job.tmp / ("single.onnx" if only else "int8.onnx")
+        job.producer.quantize(pre, path, job.ranges, exclude=exclude, only=only)
         return path
 
-    sample = images[:64]
-    with tqdm(total=len(nodes), desc="ranking layers", disable=not opts.progress, leave=False) as bar:
-        res.ranking = guard.rank_layers(ref[:64], sample, only, nodes, bar)
-    excluded = []
-    for node, _ in res.ranking:
-        excluded.append(node)
-        producer.quantize(pre, tmp / "int8.onnx", ranges, exclude=excluded)
-        acc = guard.top1(guard.logits(tmp / "int8.onnx", images), labels)
-        res.steps.append({"excluded": list(excluded), "int8_top1": acc, "drop": res.fp32_top1 - acc})
-        res.int8_top1 = acc
-        if res.drop <= opts.max_drop:
-            break
-    res.agreement = guard.top1(guard.logits(tmp / "int8.onnx", images), ref.argmax(1))
-    return excluded
+    nodes = job.producer.nodes(onnx.load(str(pre), load_external_data=False))
+    held = guard.held_out(job.fp32, data.guard.images(), data.guard.labels)
+    res = guard.check(held, int8, job.opts.max_drop, requantize, list(nodes), job.opts.progress)
+    placed = quantized_inputs(onnx.load(str(int8), load_external_data=False))
+    return _Result(int8, res, nodes, placed, calib_s, job.producer.versions())
 
 
-def _finish(fp32: Path, output: Path, card: Card, manifest: dict, folder: Path, opts, result, cached,
-            force: bool) -> dict:
+def _quantization_card(job: _Job, result: _Result) -> dict:
+    """The card's ``quantization`` field: target, method, placement, calibration and what stayed float."""
+    label, placed, m = result.nodes, result.placed, job.manifest
+    residual = sorted({src for (node, _), src in placed.items() if src != "weight"
+                       and any(node == a for a in label if label[a].endswith("+add"))})
+    spec = job.opts.spec
+    return {"target": spec.target, "method": spec.method, "rest": spec.rest, "quantizer": spec.quantizer,
+            "placement": spec.layout, "quantized_residual_tensors": residual, "quantized_inputs": len(placed),
+            "percentile": m["percentile"], "calibration_folder": str(job.folder),
+            "calibration_ids_sha256": m["ids_sha256"], "calibration_ids": m["ids"],
+            "calibration_image_sha256": m["image_sha256"], "calibration_dataset": m["dataset"],
+            "excluded_layers": [label[n] for n in result.guard.excluded]}
+
+
+def _guard_report(job: _Job, result: _Result) -> dict:
+    res, label, max_drop = result.guard, result.nodes, job.opts.max_drop
+    return {"images": res.stats.images, "fp32_top1": res.fp32_top1, "int8_top1": res.int8_top1,
+            "drop": res.drop, "drop_ci95": list(res.drop_ci95), "agreement": res.agreement,
+            "max_drop": max_drop, "min_images": guard_min_images(max_drop) if max_drop else None,
+            "steps": [{"excluded": [label[n] for n in s.excluded], "int8_top1": s.int8_top1, "drop": s.drop}
+                      for s in res.steps],
+            "ranking": [(label[n], err) for n, err in res.ranking[:10]]}
+
+
+def _finish(job: _Job, result: _Result, force: bool) -> dict:
     from dataclasses import asdict
 
     from wrn_deploy.card import Precision, Step, versions, write_into_onnx
-    from wrn_deploy.export.onnx_export import check_model
+    from wrn_deploy.onnx_check import check_model
 
-    res, label = result["guard"], result["nodes"]
-    layers = {label[n]: ("float" if n in result["excluded"] else "int8") for n in label}
-    steps = [dict(s, excluded=[label[n] for n in s["excluded"]]) for s in res.steps]
-    ranking = [(label[n], err) for n, err in res.ranking[:10]]
-    excluded = [label[n] for n in result["excluded"]]
-    placed = result["placed"]
-    residual = sorted({src for (node, _), src in placed.items() if src != "weight"
-                       and any(node == a for a in label if label[a].endswith("+add"))})
-    quant = {"target": opts.spec.target, "method": opts.spec.method, "rest": opts.spec.rest,
-             "quantizer": opts.spec.quantizer, "placement": opts.spec.layout,
-             "quantized_residual_tensors": residual, "quantized_inputs": len(placed),
-             "percentile": manifest["percentile"], "calibration_folder": str(folder),
-             "calibration_ids_sha256": manifest["ids_sha256"], "calibration_ids": manifest["ids"],
-             "calibration_image_sha256": manifest["image_sha256"],
-             "calibration_dataset": manifest["dataset"], "excluded_layers": excluded}
+    opts, label = job.opts, result.nodes
     # The cpu target quantizes every operator it can; what remains runs in FP32.
     rest = opts.spec.rest if opts.spec.target == "tensorrt" else "fp32"
     step = Step("quantize", {**asdict(opts.spec), "calib_size": opts.calib_size, "seed": opts.seed,
                              "split": opts.split, "max_drop": opts.max_drop},
-                {**versions("onnx", "onnxruntime"), **result["versions"]})
-    new_card = card.derive("onnx", fp32, step, precision=Precision("int8", rest), quantization=quant)
-    with atomic_output(output, replace=force) as tmp:
-        tmp.write_bytes(result["path"].read_bytes())
+                {**versions("onnx", "onnxruntime"), **result.versions})
+    new_card = job.card.derive("onnx", job.fp32, step, precision=Precision("int8", rest),
+                               quantization=_quantization_card(job, result))
+    with atomic_output(job.output, replace=force) as tmp:
+        tmp.write_bytes(result.path.read_bytes())
         write_into_onnx(tmp, new_card)
         check_model(tmp)
         size = tmp.stat().st_size
-    return {"output": str(output), "source": str(fp32), "precision": str(new_card.precision),
+    excluded = set(result.guard.excluded)
+    m = job.manifest
+    return {"output": str(job.output), "source": str(job.fp32), "precision": str(new_card.precision),
             "target": opts.spec.target, "quantizer": opts.spec.quantizer, "placement": opts.spec.layout,
-            "quantized_inputs": {f"{n}:{i}": src for (n, i), src in sorted(placed.items())},
+            "quantized_inputs": {f"{n}:{i}": src for (n, i), src in sorted(result.placed.items())},
             "method": opts.spec.method, "rest": opts.spec.rest,
-            "calibration": {"folder": str(folder), "images": manifest["size"], "split": manifest["split"],
-                            "reused_cached_ranges": cached, "seconds": round(result["calib_s"], 2)},
-            "guard": {"images": result["guard_images"], "fp32_top1": res.fp32_top1, "int8_top1": res.int8_top1,
-                      "drop": res.drop, "drop_ci95": list(res.drop_ci95), "agreement": res.agreement,
-                      "max_drop": opts.max_drop, "min_images": guard_min_images(opts.max_drop) if opts.max_drop else None,
-                      "steps": steps, "ranking": ranking},
-            "layers": layers, "sizes": {"fp32_bytes": fp32.stat().st_size, "int8_bytes": size}}
+            "calibration": {"folder": str(job.folder), "images": m["size"], "split": m["split"],
+                            "reused_cached_ranges": job.cached, "seconds": round(result.calib_s, 2)},
+            "guard": _guard_report(job, result),
+            "layers": {label[n]: ("float" if n in excluded else "int8") for n in label},
+            "sizes": {"fp32_bytes": job.fp32.stat().st_size, "int8_bytes": size}}
 
 
 def format_report(rep: dict) -> str:

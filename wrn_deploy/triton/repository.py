@@ -114,7 +114,7 @@ def _fill(folder: Path, artifact: Path, kind: str, card, text: str, backend: str
 
 def _check_load(repo: Path, folder: Path, name: str, backend: str) -> str:
     """Load the model in a real tritonserver, where one exists here, before it is put in place."""
-    from wrn_deploy.triton.server import Server, find_tritonserver, free_port
+    from wrn_deploy.triton.server import find_tritonserver, served_repository
 
     binary = find_tritonserver()
     if binary is None:
@@ -126,8 +126,7 @@ def _check_load(repo: Path, folder: Path, name: str, backend: str) -> str:
 
     with tempfile.TemporaryDirectory(prefix="wrn-deploy-triton-check-") as tmp:
         (Path(tmp) / name).symlink_to(folder.resolve(), target_is_directory=True)
-        server = Server(Path(tmp), http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                        models=(name,), log=Path(tmp) / "server.log")
+        server = served_repository(tmp, models=(name,), log=Path(tmp) / "server.log")
         try:
             server.start(timeout=180)
         except UserError as e:

@@ -5,6 +5,7 @@ The server runs in its own process group and is told to stop when wrn-deploy die
 ``PR_SET_PDEATHSIG``), so no server outlives its ``serve``. It binds 127.0.0.1 unless asked.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -199,3 +201,22 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def served_repository(repo, models: tuple = (), log=None) -> Server:
+    """A server on free loopback ports for ``repo`` (``with served_repository(...) as s``): the one
+    way bench, the pipeline and the checks serve a repository they made themselves."""
+    return Server(Path(repo), http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+                  models=tuple(models), log=Path(log) if log else None)
+
+
+@contextlib.contextmanager
+def served_artifact(artifact, opts, log_name: str = "server.log"):
+    """Write a repository for ``artifact`` (``ServeOptions`` ``opts``) in a temporary folder and serve
+    it; yields the running Server. Everything is removed on the way out."""
+    from wrn_deploy.triton.repository import write_repository
+
+    with tempfile.TemporaryDirectory(prefix="wrn-deploy-serve-") as tmp:
+        write_repository(artifact, Path(tmp) / "repo", opts, check_load=False)
+        with served_repository(Path(tmp) / "repo", log=Path(tmp) / log_name) as server:
+            yield server
