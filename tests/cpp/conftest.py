@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import ROOT
 
 CPP = ROOT / "cpp"
+BUILD_CACHE = Path.home() / ".cache" / "wrn-deploy" / "cpp-builds"
 ERROR_PREFIX = "wrn-classify: error: "
 
 
@@ -45,31 +46,65 @@ def cpp_deps() -> list:
     return [f"-D{k}={v}" for k, v in json.loads(proc.stdout).items()]
 
 
+def _build_key(deps: list, options: list, targets: list) -> str:
+    """What a build depends on: every file under cpp/, the dependencies' CMake arguments (their paths
+    carry their versions and checksums), the options and targets, and the compiler and CMake."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in CPP.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(f.relative_to(CPP)).encode() + b"\0" + f.read_bytes() + b"\0")
+    for tool in (["cmake", "--version"], [shutil.which("c++") or "g++", "--version"]):
+        h.update(subprocess.run(tool, capture_output=True, text=True).stdout.encode())
+    h.update(json.dumps([deps, options, targets]).encode())
+    return h.hexdigest()[:16]
+
+
 class _Build:
     """One CMake configure + build of wrn-classify, run in a background thread so that both builds
-    overlap with making the models; ``result()`` waits and skips or fails in the test's thread."""
+    overlap with making the models; ``result()`` waits and skips or fails in the test's thread.
 
-    def __init__(self, folder: Path, deps: list, options: list, targets: list):
-        self.folder, self.deps, self.options, self.targets = folder, deps, options, targets
+    Builds are kept in the user cache (beside the fetched dependencies) under a key of everything
+    they depend on (``_build_key``): a test session with unchanged C++ reuses them, any change to
+    cpp/, the dependencies, the compiler or the options builds anew. A build is complete when its
+    ``ok`` file holds the configure output; anything else in the folder is thrown away first."""
+
+    def __init__(self, name: str, deps: list, options: list, targets: list):
+        key = _build_key(deps, options, targets)
+        self.folder = BUILD_CACHE / f"{name}-{key}"
+        self.deps, self.options, self.targets = deps, options, targets
         self.outcome = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        import fcntl
+
+        BUILD_CACHE.mkdir(parents=True, exist_ok=True)
+        with open(BUILD_CACHE / f"{self.folder.name}.lock", "a") as lock:  # two sessions at once: one builds
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = self.folder / "ok"
+            if done.is_file():
+                self.outcome = ("ok", done.read_text())
+                return
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.outcome = self._build()
+            if self.outcome[0] == "ok":
+                done.write_text(self.outcome[1])
+
+    def _build(self) -> tuple:
         try:
             cfg = subprocess.run(["cmake", "-S", str(CPP), "-B", str(self.folder), *self.deps, *self.options],
                                  capture_output=True, text=True, timeout=600)
             if cfg.returncode != 0:
-                self.outcome = ("configure", cfg.stdout + cfg.stderr)
-                return
+                return ("configure", cfg.stdout + cfg.stderr)
             proc = subprocess.run([*_nice(), "cmake", "--build", str(self.folder), "--target", *self.targets,
                                    "-j", "2"], capture_output=True, text=True, timeout=900)
             if proc.returncode != 0:
-                self.outcome = ("build", proc.stdout[-6000:] + proc.stderr[-6000:])
-                return
-            self.outcome = ("ok", cfg.stdout)
+                return ("build", proc.stdout[-6000:] + proc.stderr[-6000:])
+            return ("ok", cfg.stdout)
         except (OSError, subprocess.SubprocessError) as e:
-            self.outcome = ("build", f"{type(e).__name__}: {e}")
+            return ("build", f"{type(e).__name__}: {e}")
 
     def result(self) -> Path:
         self.thread.join()
@@ -89,12 +124,12 @@ class _Build:
 
 
 @pytest.fixture(scope="session")
-def cpp_builds(tmp_path_factory, cpp_deps) -> dict:
-    """Both builds, started together at the first test that needs either."""
-    return {"release": _Build(tmp_path_factory.mktemp("cpp-release"), cpp_deps, ["-DCMAKE_BUILD_TYPE=Release"],
-                              ["wrn-classify", "embed-example"]),
-            "sanitize": _Build(tmp_path_factory.mktemp("cpp-sanitize"), cpp_deps,
-                               ["-DCMAKE_BUILD_TYPE=Debug", "-DWRN_SANITIZE=ON"], ["wrn-classify"])}
+def cpp_builds(cpp_deps) -> dict:
+    """Both builds, started together at the first test that needs either (reused from the cache
+    when nothing they depend on changed)."""
+    return {"release": _Build("release", cpp_deps, ["-DCMAKE_BUILD_TYPE=Release"], ["wrn-classify", "embed-example"]),
+            "sanitize": _Build("sanitize", cpp_deps, ["-DCMAKE_BUILD_TYPE=Debug", "-DWRN_SANITIZE=ON"],
+                               ["wrn-classify"])}
 
 
 @pytest.fixture(scope="session")
@@ -237,11 +272,12 @@ def python_images(root: Path, size: int, train: bool = False):
 
 @pytest.fixture(scope="session")
 def cifar_pngs(cifar_dir):
-    """The 1,000 shared CIFAR-10 test PNGs as the Python pipeline gives them."""
+    """The 1,000 CIFAR-10 test PNGs (shared or generated) as the Python pipeline gives them."""
     return python_images(cifar_dir, 32)
 
 
 @pytest.fixture(scope="session")
-def cifar_jpegs(cifar_dir):
-    """The 2,000 extracted shared CIFAR-10 training JPEGs as the Python pipeline gives them."""
-    return python_images(cifar_dir, 32, train=True)
+def cifar_jpegs(real_cifar_dir):
+    """The 2,000 extracted shared CIFAR-10 training JPEGs as the Python pipeline gives them (real ones:
+    another encoder's files are the point of decoding them like Pillow)."""
+    return python_images(real_cifar_dir, 32, train=True)

@@ -1,4 +1,5 @@
-"""The C++ program against the Python side on real CIFAR-10 images: the input tensor bit for bit
+"""The C++ program against the Python side on CIFAR-10 images (real where ../shared exists; its JPEGs
+only then): the input tensor bit for bit
 (decoding, resize and crop, [0, 1] scaling, normalisation), the logits within a stated tolerance
 and the top-1 class of every image, for the FP32, FP16 and INT8 exports."""
 

@@ -44,7 +44,7 @@ def test_validation_is_held_out_of_train_with_a_fixed_seed():
     assert ds.val.ids == again.val.ids and ds.identity == again.identity
 
 
-def test_image_folder_of_real_cifar(cifar_dir):
+def test_image_folder_of_cifar(cifar_dir):
     ds = load_dataset("cifar10", cifar_dir, val_size=500, progress=False)
     assert ds.classes[:3] == ["airplane", "automobile", "bird"]
     assert ds.train.images.shape[1:] == (3, 32, 32) and len(ds.test) == 1000

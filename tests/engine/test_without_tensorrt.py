@@ -14,7 +14,7 @@ def test_build_names_the_trt_extra(tmp_path):
 
     ckpt = make_checkpoint(tmp_path / "c.safetensors")
     run_cli("export", ckpt, "-o", tmp_path / "m.onnx", "--no-verify")
-    proc = run_cli("build", tmp_path / "m.onnx", "-o", tmp_path / "m.plan", check=False)
+    proc = run_cli("build", tmp_path / "m.onnx", "-o", tmp_path / "m.plan", check=False, process=True)
     assert proc.returncode == 2 and "'trt' extra" in proc.stderr and "NVIDIA GPU" in proc.stderr
     assert not (tmp_path / "m.plan").exists()
 

@@ -39,10 +39,38 @@ def test_gates_per_precision():
     cand[:2] = np.eye(10)[(labels[:2] + 1) % 10]   # two images flip to wrong: -0.2 points, 99.8% agree
     p = paired(ref, cand, labels, resamples=100)
     def check(p, compute, gates):
-        return gates.check(p.agreement, p.diff, compute)
+        return gates.check(p, compute)
 
     assert not check(p, "fp32", Gates())[0][2]     # agreement 99.8% < 99.9%
     assert check(p, "fp16", Gates())[0][2]         # agreement 99.8% >= 99%
     assert not check(p, "fp16", Gates(fp16_min_agreement=99.9))[0][2]
     assert check(p, "int8", Gates())[0][2]         # drop 0.2 <= 0.5
     assert check(p, "fp32", Gates(fp32_min_agreement=99.8))[0][2]
+
+
+def test_int8_gate_certifies_only_when_the_sample_resolves_the_budget():
+    """The drop gate and the sample gate: 1,000 images with 2 flips certify a 0.5-point budget; the
+    same flip rate on 200 images spans less than two flips, and 6% flips on 1,000 images leave a
+    standard error (0.77 pts) above the budget, so neither is certified whatever the drop."""
+    from wrn_deploy.limits import drop_standard_error, int8_images_needed
+
+    def int8(n, lost, gained):
+        labels = np.arange(n) % 10
+        ref = np.eye(10)[labels]
+        cand = ref.copy()
+        cand[:lost] = np.eye(10)[(labels[:lost] + 1) % 10]
+        ref[lost:lost + gained] = np.eye(10)[(labels[lost:lost + gained] + 1) % 10]
+        return Gates().check(paired(ref, cand, labels, resamples=10), "int8")
+
+    (drop, sample) = int8(1000, 2, 0)
+    assert drop[2] and sample[2] and sample[0].startswith("certified") and sample[1] == pytest.approx(
+        100 * np.sqrt((0.002 - 0.002**2) / 1000))
+    (drop, sample) = int8(200, 1, 0)
+    assert drop[2] and not sample[2] and "needs about 400 images" in sample[0]
+    (drop, sample) = int8(1000, 30, 30)                              # drop 0, SE 0.77 points
+    assert drop[1] == 0.0 and drop[2] and not sample[2]
+    assert sample[1] == pytest.approx(drop_standard_error(1000, 60, 0.0)) and sample[1] > 0.5
+    assert f"needs about {int8_images_needed(60, 1000, 0.5)} images" in sample[0]
+    assert int8_images_needed(60, 1000, 0.5) == 2400                 # 6% x (100 / 0.5)^2
+    (drop, sample) = int8(1000, 7, 0)                                # a real drop is still a failure
+    assert not drop[2] and drop[1] == pytest.approx(0.7)

@@ -3,19 +3,27 @@ import shutil
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import once, run_cli
 
-# Small enough for CI: a WRN-10-1 trained one epoch, 500 test images, 64 calibration images.
+# Small enough for CI: a WRN-10-1 trained one epoch, 500 test images, 64 calibration images. The
+# INT8 budget is 5 points (25 images), not 0.5 (2.5 images): these tests assert the pipeline's exit
+# code, which must not hang on a few images whose INT8 answer differs between CPUs (ONNX Runtime's
+# integer kernels round differently with VNNI/AMX than with AVX2). tests/parity/test_stats.py holds
+# the gate's arithmetic at the real budget.
 FAST = ("--arch", "wrn-10-1", "--epochs", "1", "--eval-images", "500", "--calib-size", "64",
-        "--bench-requests", "10", "--no-progress")
+        "--max-int8-drop", "5", "--bench-requests", "10", "--no-progress")
 
 
 @pytest.fixture(scope="session")
-def first_run(tmp_path_factory):
-    """A whole pipeline on the synthetic data without Triton: (folder, the CLI's output)."""
-    out = tmp_path_factory.mktemp("pipeline") / "run"
-    proc = run_cli("pipeline", *FAST, "--no-triton", "-o", out)
-    return out, proc.stdout
+def first_run(request, tmp_path_factory):
+    """A whole pipeline on the synthetic data without Triton, made once per session: (folder, the CLI's
+    output)."""
+    def make(root):
+        proc = run_cli("pipeline", *FAST, "--no-triton", "-o", root / "run")
+        (root / "stdout.txt").write_text(proc.stdout)
+
+    root = once(request, tmp_path_factory, "pipeline", make)
+    return root / "run", (root / "stdout.txt").read_text()
 
 
 @pytest.fixture

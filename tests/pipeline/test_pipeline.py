@@ -52,7 +52,8 @@ def test_first_run_scores_every_artifact_against_one_reference(first_run):
 def test_the_report_matches_a_standalone_eval(first_run, tmp_path):
     """The pipeline's INT8 row is what `wrn-deploy eval` measures on the same images."""
     out, _ = first_run
-    run_cli("eval", "--onnx", out / "model.int8.onnx", "--limit", "500", "--report", tmp_path / "e", "--no-progress")
+    run_cli("eval", "--onnx", out / "model.int8.onnx", "--images", "500", "--max-int8-drop", "5", "-o", tmp_path / "e",
+            "--no-progress")
     alone = json.loads((tmp_path / "e.json").read_text())["stats"]
     row = next(r for r in report(out)["rows"] if r["artifact"] == "int8")
     assert row["stats"] == alone
@@ -150,7 +151,7 @@ def test_two_pipelines_never_share_a_folder(copy_of_run):
     from wrn_deploy.fileio import folder_lock
 
     with folder_lock(copy_of_run, "test"):
-        proc = run_cli("pipeline", *FAST, "--no-triton", "-o", copy_of_run, check=False)
+        proc = run_cli("pipeline", *FAST, "--no-triton", "-o", copy_of_run, check=False, process=True)
     assert proc.returncode == 2 and "another wrn-deploy pipeline is using" in proc.stderr
 
 

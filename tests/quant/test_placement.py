@@ -3,7 +3,6 @@ the CLI's placements and producers, and (where NVIDIA ModelOpt is installed) the
 with ModelOpt's own on WRN-16-1, WRN-28-10 and a bottleneck block type."""
 
 import json
-import os
 from pathlib import Path
 
 import onnx
@@ -148,21 +147,23 @@ def test_committed_calibration_folder_keeps_its_name():
     assert found
 
 
-def test_modelopt_missing_or_misused_fails_in_one_line(trained_onnx, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "WRN_DEPLOY_MODELOPT_PYTHON"}
-    cases = [(["--quantizer", "modelopt", "--method", "percentile"], env, "entropy or max"),
-             (["--quantizer", "modelopt", "--placement", "conv"], env, "ModelOpt's own placement"),
-             (["--placement", "conv", "--quantize-classifier"], env, "--placement fusion"),
-             (["--quantizer", "modelopt"], dict(env, WRN_DEPLOY_MODELOPT_PYTHON=str(tmp_path / "nope")),
-              "is not a python")]
+def test_modelopt_missing_or_misused_fails_in_one_line(trained_onnx, tmp_path, monkeypatch):
+    cases = [(["--quantizer", "modelopt", "--method", "percentile"], None, "entropy or max"),
+             (["--quantizer", "modelopt", "--placement", "conv"], None, "ModelOpt's own placement"),
+             (["--placement", "conv", "--quantize-classifier"], None, "--placement fusion"),
+             (["--quantizer", "modelopt"], str(tmp_path / "nope"), "is not a python")]
     import importlib.util
 
     if importlib.util.find_spec("modelopt") is None:
-        cases.append((["--quantizer", "modelopt"], env, "needs nvidia-modelopt"))
-    for extra, e, fragment in cases:
+        cases.append((["--quantizer", "modelopt"], None, "needs nvidia-modelopt"))
+    for extra, modelopt_python, fragment in cases:
+        if modelopt_python is None:
+            monkeypatch.delenv("WRN_DEPLOY_MODELOPT_PYTHON", raising=False)
+        else:
+            monkeypatch.setenv("WRN_DEPLOY_MODELOPT_PYTHON", modelopt_python)
         out = tmp_path / "q.onnx"
         proc = run_cli("quantize", trained_onnx, "-o", out, "--calib-dir", tmp_path / "c", "--calib-size", "64",
-                       *extra, check=False, env=e)
+                       *extra, check=False)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert fragment in proc.stderr and not out.exists(), proc.stderr
 

@@ -42,8 +42,13 @@ def tensorrt_int8(trained_onnx, tmp_path_factory):
     return out, root, proc.stdout
 
 
-def test_tensorrt_form(tensorrt_int8):
-    out, _, _ = tensorrt_int8
+def test_tensorrt_form(tensorrt_int8, trained_onnx):
+    """The structure with the guard off (the fixture's cached ranges): which layers the guard keeps
+    float depends on a few images, whose INT8 answers differ between CPUs (VNNI/AMX vs AVX2)."""
+    _, root, _ = tensorrt_int8
+    out = root / "unguarded.onnx"
+    run_cli("quantize", trained_onnx, "-o", out, "--calib-dir", root / "calib", "--calib-size", "128", "--no-guard",
+            "--no-progress")
     f = _qdq_facts(out)
     kinds = {k for k in f if k.startswith("zero")}
     assert kinds == {"zero int8 0"}                                    # signed, symmetric
@@ -73,7 +78,7 @@ def test_card_manifest_and_cache(tensorrt_int8, trained_onnx):
     assert manifest["ids"] == ids and manifest["method"] == "percentile" and (folder / "ranges.json").exists()
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["guard"]["images"] == 1000 - 128 and report["sizes"]["int8_bytes"] < report["sizes"]["fp32_bytes"]
-    assert abs(report["guard"]["drop"]) <= 0.5 and "guard on 872" in stdout
+    assert report["guard"]["drop"] <= 0.5 and "guard on 872" in stdout  # INT8 may also gain
     again = run_cli("quantize", trained_onnx, "-o", root / "again.onnx", "--calib-dir", root / "calib",
                     "--calib-size", "128", "--no-progress")
     assert "cached ranges reused" in again.stdout
@@ -82,10 +87,10 @@ def test_card_manifest_and_cache(tensorrt_int8, trained_onnx):
 
 def test_fp32_rest_and_cpu_target(trained_onnx, tmp_path):
     run_cli("quantize", trained_onnx, "-o", tmp_path / "r32.onnx", "--calib-dir", tmp_path / "c",
-            "--calib-size", "64", "--rest", "fp32", "--no-progress")
+            "--calib-size", "64", "--rest", "fp32", "--no-guard", "--no-progress")
     assert {k for k in _qdq_facts(tmp_path / "r32.onnx") if k.startswith("scale")} == {"scale float32"}
     run_cli("quantize", trained_onnx, "-o", tmp_path / "cpu.onnx", "--calib-dir", tmp_path / "c",
-            "--calib-size", "64", "--target", "cpu", "--no-progress")
+            "--calib-size", "64", "--target", "cpu", "--no-guard", "--no-progress")
     f = _qdq_facts(tmp_path / "cpu.onnx")
     assert any(k.startswith("zero uint8") for k in f)                  # U8 activations
     assert any(k.startswith("dq feeds Add") or k.startswith("dq feeds Relu") for k in f)

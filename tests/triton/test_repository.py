@@ -17,8 +17,8 @@ def test_native_onnx_repository(served_onnx, tmp_path):
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as mc
 
-    proc = run_cli("triton", served_onnx, "--repo", tmp_path / "repo", "--name", "wrn", "--max-batch", "16",
-                   "--instances", "2")
+    proc = run_cli("triton", served_onnx, "-o", tmp_path / "repo", "--name", "wrn", "--max-batch", "16",
+                   "--instances", "2", process=True)
     folder = tmp_path / "repo" / "wrn"
     cfg = text_format.Parse((folder / "config.pbtxt").read_text(), mc.ModelConfig())
     assert cfg.backend == "onnxruntime" and cfg.max_batch_size == 16

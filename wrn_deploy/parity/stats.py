@@ -56,6 +56,11 @@ def bootstrap_diff_ci(ref_ok: np.ndarray, cand_ok: np.ndarray, resamples: int = 
     return float(lo), float(hi)
 
 
+def top1(logits: np.ndarray, labels) -> float:
+    """Top-1 accuracy (%) of ``logits`` against labels (or another model's predictions)."""
+    return float(100 * (np.asarray(logits).argmax(1) == np.asarray(labels)).mean())
+
+
 def _topk(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     k = min(k, logits.shape[1])
     top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
