@@ -54,9 +54,15 @@ def main() -> int:
     protocol = "grpc" if args.grpc else "http"
     url = args.url or ("127.0.0.1:8001" if args.grpc else "127.0.0.1:8000")
     classes = json.loads(open(args.card).read())["classes"] if args.card else None
-    with TritonRunner(url, args.model, protocol) as runner:
-        size = runner.inputs()[0].shape[-1]
-        logits = runner.infer(torch.from_numpy(np.stack([load(p, size) for p in args.images])))
+    from wrn_deploy.errors import UserError
+
+    try:
+        with TritonRunner(url, args.model, protocol) as runner:
+            size = runner.inputs()[0].shape[-1]
+            logits = runner.infer(torch.from_numpy(np.stack([load(p, size) for p in args.images])))
+    except (UserError, OSError) as e:  # an unreachable server, an unknown model, an unreadable image
+        print(f"triton_client: error: {e.format_message() if isinstance(e, UserError) else e}", file=sys.stderr)
+        return 2
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     for path, row in zip(args.images, probs):

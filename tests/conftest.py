@@ -16,11 +16,13 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 NEEDS_REAL = "needs the real CIFAR-10 images of ../shared"
 
 
-# The longest test files, longest first: pytest-xdist hands whole files to its two workers in this
-# order, so the long ones start early and do not leave one worker alone at the end.
-LONGEST_FIRST = ["train/test_recipe.py", "test_bad_input.py", "train/test_distributed.py", "pipeline/test_pipeline.py",
-                 "train/test_train.py", "test_wheel.py", "quant/test_quantize.py", "parity/test_eval.py",
-                 "pipeline/test_served.py", "cpp/test_bad_input.py", "quant/test_placement.py", "triton/test_server.py"]
+# The longest test files, longest first (measured totals): pytest-xdist hands whole files to its two
+# workers in this order (pyproject's --no-loadscope-reorder keeps it), so the long ones start early
+# and do not leave one worker alone at the end.
+LONGEST_FIRST = ["train/test_recipe.py", "test_bad_input.py", "pipeline/test_pipeline.py", "train/test_train.py",
+                 "train/test_distributed.py", "quant/test_quantize.py", "parity/test_eval.py", "test_wheel.py",
+                 "triton/test_server.py", "cpp/test_bad_input.py", "quant/test_placement.py", "pipeline/test_served.py",
+                 "test_bench.py"]
 
 
 def _longest_first(items) -> None:
@@ -152,8 +154,8 @@ def pytest_terminal_summary(terminalreporter):
     """One line when tests were skipped for want of the real images (the rest ran on generated ones)."""
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if NEEDS_REAL in str(r.longrepr)]
     if skipped:
-        terminalreporter.write_line(f"{len(skipped)} tests skipped: they {NEEDS_REAL}; the other CIFAR tests ran on "
-                                    "generated stand-in images")
+        terminalreporter.write_line(f"{len(skipped)} tests skipped for want of the real CIFAR-10 images of ../shared; "
+                                    "the other CIFAR tests ran on generated stand-in images")
 
 
 def run_cli(*args, check=True, process=False, **kw) -> subprocess.CompletedProcess:

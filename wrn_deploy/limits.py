@@ -61,11 +61,12 @@ def drop_standard_error(images: int, flips: int, diff: float) -> float:
 # differently with and without VNNI/AMX. Two conditions make a verdict worth printing:
 #   1. the budget spans two flips (N >= 200 / budget, 400 images for 0.5 points), as for the guard;
 #   2. SE <= budget: a model with no true drop then fails by chance at most about one time in six
-#      (one-sided normal tail at one SE). Asking for less noise costs images quadratically: SE <=
-#      budget / 2 would need 4x the images (about 2,000 CIFAR images at 2.5% flips).
+#      (one-sided normal tail at one SE). Asking for less noise costs images quadratically: at 2.5%
+#      flips SE <= budget needs 1,000 images, SE <= budget / 2 would need 4,000.
 # Below either, the gate does not pass: the report says "not certified" with the image count that
-# would be enough at the measured flip rate. A trained CIFAR WRN flips about 1-1.5% of images under
-# INT8 (docs/int8.md), so 1,000 test images certify it; 50,000 ImageNet validation images always do.
+# would be enough at the measured flip rate. The INT8 models in README and docs/pipeline.md flip
+# 0.5-1% of the first 1,000 CIFAR-10 test images (SE 0.22-0.32 points), so those 1,000 certify
+# them; ImageNet's 50,000 validation images certify any flip rate.
 def int8_images_needed(flips: int, images: int, budget: float) -> int:
     """Images that would make SE <= budget at this flip rate, and never fewer than two flips' worth."""
     f = flips / max(images, 1)

@@ -49,10 +49,11 @@ class TritonRunner(Runner):
         try:
             self._meta = self._client.get_model_metadata(self.model, **grpc)
             config = self._client.get_model_config(self.model, **grpc)
-        except InferenceServerException as e:
+        except (InferenceServerException, OSError) as e:  # OSError: nothing listens at the URL
             self._client.close()
+            why = e.message() if isinstance(e, InferenceServerException) else e.strerror
             raise UserError(f"Triton at {self.url} ({self.protocol}) cannot serve {self.model!r}: "
-                            f"{e.message() or e}") from None
+                            f"{why or e}") from None
         config = config.get("config", config)  # gRPC wraps the configuration
         self._max_batch = int(config.get("max_batch_size", 0))
 
@@ -85,7 +86,8 @@ class TritonRunner(Runner):
         want = [self._lib.InferRequestedOutput(out["name"])]
         try:
             result = self._client.infer(self.model, [request], outputs=want)
-        except InferenceServerException as e:
+        except (InferenceServerException, OSError) as e:
+            why = (e.message() if isinstance(e, InferenceServerException) else e.strerror) or e
             raise UserError(f"Triton at {self.url} ({self.protocol}) failed on {self.model!r} with images of shape "
-                            f"{tuple(x.shape)}: {e.message() or e}") from None
+                            f"{tuple(x.shape)}: {why}") from None
         return result.as_numpy(out["name"]).astype(np.float32)
