@@ -87,7 +87,7 @@ def check(held: HeldOut, int8_path, max_drop: float | None, quantize: Callable, 
         excluded.append(node)
         got = logits(quantize(exclude=list(excluded)), held.images)
         acc = top1(got, held.labels)
-        steps.append(GuardStep(tuple(excluded), acc, top1(held.fp32_logits, held.labels) - acc))
+        steps.append(GuardStep(tuple(excluded), acc, stats.ref_top1 - acc))  # FP32 top-1 from the first pairing
         if steps[-1].drop <= max_drop:
             break
     if got is None:  # nothing to keep float
