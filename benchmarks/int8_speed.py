@@ -29,6 +29,7 @@ from wrn_deploy.export.onnx_export import export_onnx  # noqa: E402
 from wrn_deploy.export.prepare import prepare_for_export  # noqa: E402
 from wrn_deploy.runners.ort_runner import OrtRunner  # noqa: E402
 from wrn_deploy.quant import qdq  # noqa: E402
+from wrn_deploy.quant.collect import tensor_chunks  # noqa: E402
 
 FORMS = {"INT8 tensorrt fusion (rest fp32)": qdq.QuantSpec("tensorrt", "minmax", rest="fp32"),
          "INT8 tensorrt fusion (rest fp16)": qdq.QuantSpec("tensorrt", "minmax", rest="fp16"),
@@ -64,11 +65,11 @@ def models(arch: str, folder: Path) -> dict:
             from wrn_deploy.quant.producers import ModelOptProducer
 
             producer = ModelOptProducer(spec, folder)
-            producer.calibrate(folder / "pre.onnx", images.float() / 255, "images", ranges)
+            producer.calibrate(folder / "pre.onnx", tensor_chunks(images.float() / 255), ranges)
             producer.quantize(folder / "pre.onnx", paths[name], ranges)
             continue
         if not ranges.exists():
-            qdq.calibrate(folder / "pre.onnx", images.float() / 255, "images", spec, ranges)
+            qdq.calibrate(folder / "pre.onnx", tensor_chunks(images.float() / 255), spec, ranges)
         qdq.quantize(folder / "pre.onnx", paths[name], spec, ranges)
     paths["S8S8 + output Q/DQ (diagnostic)"] = _s8s8_with_output_qdq(folder)
     return paths

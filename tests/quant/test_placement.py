@@ -188,14 +188,15 @@ def test_same_quantized_tensors_as_modelopt(arch, tmp_path):
     graph. Random weights: placement does not depend on them."""
     _modelopt_or_skip()
     from wrn_deploy.quant import producers
+    from wrn_deploy.quant.collect import tensor_chunks
 
     pre = _export(arch, tmp_path)
     images = torch.rand(16, 3, 32, 32)
     spec = qdq.QuantSpec("tensorrt", "minmax")
-    qdq.calibrate(pre, images, "images", spec, tmp_path / "ranges.json")
+    qdq.calibrate(pre, tensor_chunks(images), spec, tmp_path / "ranges.json")
     qdq.quantize(pre, tmp_path / "ours.onnx", spec, tmp_path / "ranges.json")
     mo = producers.ModelOptProducer(qdq.QuantSpec("tensorrt", "minmax", quantizer="modelopt"), tmp_path)
-    mo.calibrate(pre, images, "images", tmp_path / "unused.json")
+    mo.calibrate(pre, tensor_chunks(images), tmp_path / "unused.json")
     mo.quantize(pre, tmp_path / "modelopt.onnx", tmp_path / "unused.json")
     ours = placement.quantized_inputs(onnx.load(str(tmp_path / "ours.onnx")))
     theirs = placement.quantized_inputs(onnx.load(str(tmp_path / "modelopt.onnx")))

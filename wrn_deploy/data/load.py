@@ -156,11 +156,26 @@ class Selection:
 
     def images(self) -> torch.Tensor:
         """Float RGB images in [0, 1], N x 3 x size x size (large images resized and centre-cropped)."""
-        if isinstance(self.part, TensorSplit):
-            return self.part.images.float().div(255)
-        from wrn_deploy.data.batches import batches
+        return torch.cat(list(self.chunks(64, numpy=False)))
 
-        return torch.cat([x for x, _ in batches(self.part, 64, "cpu", size=self.size, workers=0)])
+    def chunks(self, n: int, numpy: bool = True):
+        """The images ``n`` at a time, as float32 arrays (or tensors) in [0, 1], decoded as they are
+        asked for: what holds them all at once is the caller's choice."""
+        if isinstance(self.part, TensorSplit):
+            parts = (self.part.images[i:i + n].float().div_(255) for i in range(0, len(self), n))
+        else:
+            from wrn_deploy.data.batches import batches
+
+            parts = (x for x, _ in batches(self.part, n, "cpu", size=self.size, workers=loader_workers(len(self))))
+        for x in parts:
+            yield x.numpy() if numpy else x
+
+
+def loader_workers(images: int) -> int:
+    """DataLoader workers for decoding ``images`` large images: none for a few, else up to 4."""
+    import os
+
+    return 0 if images < 256 else min(4, os.cpu_count() or 1)
 
 
 def for_card(card, split: str, data: str | None = None, data_dir=None, progress: bool = False,

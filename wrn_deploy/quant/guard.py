@@ -6,13 +6,13 @@ Every figure (top-1, agreement, the interval of the drop) comes from ``parity.st
 same statistics eval reports; the result is built once and never changed afterwards.
 """
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from wrn_deploy.limits import BATCH
-from wrn_deploy.parity.compare import run
 from wrn_deploy.parity.stats import Paired, paired, top1
 from wrn_deploy.runners.ort_runner import OrtRunner
 
@@ -60,17 +60,36 @@ class GuardResult:
 class HeldOut:
     """The images the guard scores on, and the FP32 model's logits on them (computed once)."""
 
-    images: object            # float tensor N x 3 x H x W
+    images: object            # uint8 tensor N x 3 x H x W (a quarter of the float size)
     labels: np.ndarray
     fp32_logits: np.ndarray
 
 
 def logits(path, images) -> np.ndarray:
-    return run(OrtRunner(path), images, BATCH).logits
+    """Logits of the ONNX model at ``path`` on uint8 images, converted to [0, 1] a batch at a time."""
+    with OrtRunner(path) as runner:
+        return np.concatenate([runner.infer(images[i:i + BATCH].float().div_(255))
+                               for i in range(0, len(images), BATCH)])
 
 
-def held_out(fp32_path, images, labels) -> HeldOut:
-    return HeldOut(images, np.asarray(labels), logits(fp32_path, images))
+# FP32 logits by (model sha256, images sha256): the pipeline quantizes one model for two targets on
+# the same held-out images, and the FP32 side of the guard is the same both times.
+_FP32 = OrderedDict()
+
+
+def held_out(fp32_path, selection, model_sha256: str) -> HeldOut:
+    """The held-out images of ``selection`` as uint8, with the FP32 model's logits on them."""
+    import hashlib
+
+    import torch
+
+    images = torch.cat([(x * 255).round_().to(torch.uint8) for x in selection.chunks(BATCH, numpy=False)])
+    key = (model_sha256, hashlib.sha256(images.numpy().tobytes()).hexdigest())
+    if key not in _FP32:
+        _FP32[key] = logits(fp32_path, images)
+        while len(_FP32) > 4:
+            _FP32.popitem(last=False)
+    return HeldOut(images, np.asarray(selection.labels), _FP32[key])
 
 
 def check(held: HeldOut, int8_path, max_drop: float | None, quantize: Callable, nodes: list,

@@ -113,10 +113,9 @@ def _quantize_and_guard(job: _Job, data) -> _Result:
 
     pre, int8 = job.tmp / "pre.onnx", job.tmp / "int8.onnx"
     quant_pre_process(str(job.fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
-    name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
     t0 = time.perf_counter()
     if not job.cached:
-        job.producer.calibrate(pre, data.calib.images(), name, job.ranges)
+        job.producer.calibrate(pre, data.calib.chunks, job.ranges, job.opts.progress)
     calib_s = time.perf_counter() - t0
     job.producer.quantize(pre, int8, job.ranges)
     if not job.producer.uses_cached_ranges:  # ModelOpt calibrates inside its quantize
@@ -128,8 +127,10 @@ def _quantize_and_guard(job: _Job, data) -> _Result:
         return path
 
     nodes = job.producer.nodes(onnx.load(str(pre), load_external_data=False))
-    held = guard.held_out(job.fp32, data.guard.images(), data.guard.labels)
-    res = guard.check(held, int8, job.opts.max_drop, requantize, list(nodes), job.opts.progress)
+    res = None  # --no-guard: no guard inference at all
+    if job.opts.max_drop is not None:
+        held = guard.held_out(job.fp32, data.guard, job.manifest["model_sha256"])
+        res = guard.check(held, int8, job.opts.max_drop, requantize, list(nodes), job.opts.progress)
     placed = quantized_inputs(onnx.load(str(int8), load_external_data=False))
     return _Result(int8, res, nodes, placed, calib_s, job.producer.versions())
 
@@ -145,11 +146,18 @@ def _quantization_card(job: _Job, result: _Result) -> dict:
             "percentile": m["percentile"], "calibration_folder": str(job.folder),
             "calibration_ids_sha256": m["ids_sha256"], "calibration_ids": m["ids"],
             "calibration_image_sha256": m["image_sha256"], "calibration_dataset": m["dataset"],
-            "excluded_layers": [label[n] for n in result.guard.excluded]}
+            "excluded_layers": [label[n] for n in _excluded(result)]}
 
 
-def _guard_report(job: _Job, result: _Result) -> dict:
+def _excluded(result: _Result) -> tuple:
+    return result.guard.excluded if result.guard else ()
+
+
+def _guard_report(job: _Job, result: _Result) -> dict | None:
+    """The guard's figures, or None under --no-guard (nothing was scored)."""
     res, label, max_drop = result.guard, result.nodes, job.opts.max_drop
+    if res is None:
+        return None
     return {"images": res.stats.images, "fp32_top1": res.fp32_top1, "int8_top1": res.int8_top1,
             "drop": res.drop, "drop_ci95": list(res.drop_ci95), "agreement": res.agreement,
             "max_drop": max_drop, "min_images": guard_min_images(max_drop) if max_drop else None,
@@ -177,7 +185,7 @@ def _finish(job: _Job, result: _Result, force: bool) -> dict:
         write_into_onnx(tmp, new_card)
         check_model(tmp)
         size = tmp.stat().st_size
-    excluded = set(result.guard.excluded)
+    excluded = set(_excluded(result))
     m = job.manifest
     return {"output": str(job.output), "source": str(job.fp32), "precision": str(new_card.precision),
             "target": opts.spec.target, "quantizer": opts.spec.quantizer, "placement": opts.spec.layout,
@@ -192,20 +200,24 @@ def _finish(job: _Job, result: _Result, force: bool) -> dict:
 
 def format_report(rep: dict) -> str:
     g, c = rep["guard"], rep["calibration"]
-    bound = "no guard" if g["max_drop"] is None else f"max {g['max_drop']}"
     n8 = sum(1 for v in rep["layers"].values() if v == "int8")
     how = f"{rep['placement']} placement by {rep['quantizer']}" if rep["target"] == "tensorrt" else "every op"
     lines = [f"wrote {rep['output']} (INT8 Q/DQ for {rep['target']}, {how}, {rep['method']} calibration, "
              f"rest {rep['rest'] if rep['target'] == 'tensorrt' else 'int8/fp32'})",
              f"  calibration: {c['images']} images from {c['split']}, "
              + ("cached ranges reused" if c["reused_cached_ranges"] else f"{c['seconds']:.1f} s") + f" -> {c['folder']}",
-             f"  guard on {g['images']} held-out training images: FP32 {g['fp32_top1']:.2f}%  INT8 {g['int8_top1']:.2f}%  "
-             f"drop {g['drop']:+.2f} pts (95% CI {g['drop_ci95'][0]:+.2f}, {g['drop_ci95'][1]:+.2f}; {bound})  "
-             f"agreement {g['agreement']:.2f}%",
+             _guard_line(g),
              f"  layers: {n8} of {len(rep['layers'])} in INT8 (Conv/Gemm"
              + (", residual Add" if any(k.endswith("+add") for k in rep["layers"]) else "") + ")"]
-    for s in g["steps"]:
+    for s in (g or {}).get("steps", []):
         lines.append(f"    kept float: {s['excluded'][-1]:<28} -> INT8 top-1 {s['int8_top1']:.2f}% (drop {s['drop']:+.2f})")
     lines.append(f"  size: {rep['sizes']['fp32_bytes'] / 1e6:.2f} MB FP32 -> {rep['sizes']['int8_bytes'] / 1e6:.2f} MB INT8")
     return "\n".join(lines)
 
+
+def _guard_line(g: dict | None) -> str:
+    if g is None:
+        return "  guard: off (--no-guard): INT8 accuracy was not checked"
+    return (f"  guard on {g['images']} held-out training images: FP32 {g['fp32_top1']:.2f}%  INT8 {g['int8_top1']:.2f}%  "
+            f"drop {g['drop']:+.2f} pts (95% CI {g['drop_ci95'][0]:+.2f}, {g['drop_ci95'][1]:+.2f}; max {g['max_drop']})  "
+            f"agreement {g['agreement']:.2f}%")

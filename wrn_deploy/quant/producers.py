@@ -39,10 +39,10 @@ class WrnDeployProducer:
     def versions(self) -> dict:
         return {}
 
-    def calibrate(self, pre: Path, images, input_name: str, ranges: Path) -> None:
+    def calibrate(self, pre: Path, chunks, ranges: Path, progress: bool = False) -> None:
         from wrn_deploy.quant import qdq
 
-        qdq.calibrate(pre, images, input_name, self.spec, ranges)
+        qdq.calibrate(pre, chunks, self.spec, ranges, progress)
 
     def quantize(self, pre: Path, out: Path, ranges: Path, exclude=None, only=None) -> None:
         from wrn_deploy.quant import qdq
@@ -75,10 +75,10 @@ class ModelOptProducer:
                                   "print(m.version('nvidia-modelopt'))"], "reading ModelOpt's version").strip()
         return {"nvidia-modelopt": self._version}
 
-    def calibrate(self, pre: Path, images, input_name: str, ranges: Path) -> None:
+    def calibrate(self, pre: Path, chunks, ranges: Path, progress: bool = False) -> None:
         import numpy as np
 
-        np.save(self.calib, images.numpy().astype(np.float32))
+        np.save(self.calib, np.concatenate(list(chunks(64))).astype(np.float32))
 
     def quantize(self, pre: Path, out: Path, ranges: Path, exclude=None, only=None) -> None:
         method = {"entropy": "entropy", "minmax": "max"}[self.spec.method]

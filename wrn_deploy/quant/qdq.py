@@ -87,18 +87,21 @@ def _options(spec: QuantSpec) -> dict:
                 calibrate_method=_method(spec.method), extra_options=extra, **kw)
 
 
-def calibrate(model_path: Path, images, input_name: str, spec: QuantSpec, ranges_path: Path) -> None:
+def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, progress: bool = False) -> None:
     """Run the calibration images through ``model_path`` and save the activation ranges.
 
-    This calls ONNX Runtime's calibrator directly because ``quantize_static`` cannot pass it a bin
-    count: its entropy calibrator then histograms into 128 bins for 128 quantized bins, which
-    leaves one candidate threshold, the min-max one (measured: identical scales). Here entropy
-    searches a 2048-bin histogram, as TensorRT's legacy entropy calibrator did.
+    ``chunks(n)`` gives a fresh iterator over the images as float32 N x C x H x W arrays in [0, 1],
+    ``n`` at a time; they are read a batch at a time, so memory does not grow with their number
+    (``collect.py``). The entropy search uses a 2048-bin histogram, as TensorRT's legacy entropy
+    calibrator did: with ``quantize_static``'s defaults (128 bins for 128 quantized bins) the only
+    candidate threshold left is the min-max one (measured: identical scales).
     """
     import contextlib
     import io
 
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    from wrn_deploy.quant import collect
 
     extra = {"symmetric": spec.target == "tensorrt"}
     if spec.method == "entropy":
@@ -112,8 +115,12 @@ def calibrate(model_path: Path, images, input_name: str, spec: QuantSpec, ranges
     with scratch_dir("calibrate") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(Path(model_path), ops, augmented_model_path=f"{tmp}/augmented.onnx",
                                        calibrate_method=_method(spec.method), extra_options=extra)
-        calibrator.collect_data(calibration_reader(images, input_name))
-        ranges = calibrator.compute_data()
+        batch = collect.batch_size(collect.per_image_bytes(calibrator, next(iter(chunks(1)))))
+        if spec.method == "minmax":  # reduced to a min and a max per batch inside the graph
+            calibrator.collect_data(calibration_reader(chunks(batch), calibrator))
+            ranges = calibrator.compute_data()
+        else:
+            ranges = collect.histogram_ranges(calibrator, lambda: chunks(batch), progress)
     save_tensors_data(ranges, ranges_path)
 
 
@@ -227,24 +234,15 @@ def _topological_sort(graph) -> None:
     graph.node.extend(nodes)
 
 
-def calibration_reader(images, input_name: str, batch: int = 32):
-    """ONNX Runtime's CalibrationDataReader over float images in [0, 1].
-
-    Every batch has the same size: ORT's histogram calibrators stack per-batch arrays and fail on a
-    short last batch, so the batch is the largest divisor of the image count up to ``batch``.
-    """
+def calibration_reader(batches, calibrator):
+    """ONNX Runtime's CalibrationDataReader over an iterator of float32 image batches."""
     from onnxruntime.quantization import CalibrationDataReader
 
-    batch = max(d for d in range(1, batch + 1) if len(images) % d == 0)
+    name = calibrator.infer_session.get_inputs()[0].name
 
     class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._batches = iter(range(0, len(images), batch))
-
         def get_next(self):
-            i = next(self._batches, None)
-            if i is None:
-                return None
-            return {input_name: images[i:i + batch].numpy()}
+            x = next(batches, None)
+            return None if x is None else {name: x}
 
     return Reader()
