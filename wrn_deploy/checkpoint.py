@@ -65,16 +65,19 @@ def model_from_checkpoint(path, device="cpu") -> tuple:
 
     ckpt = load_checkpoint(path)
     card = ckpt.card
-    with torch.device("meta"):  # shapes only: a card naming a huge network allocates nothing
-        expected = {k: tuple(v.shape) for k, v in create_model(card.arch, card.num_classes).state_dict().items()}
+    # Built on the meta device (shapes, no memory, no random initialisation), then the checkpoint's
+    # own tensors are assigned: nothing is initialised only to be overwritten.
+    with torch.device("meta"):
+        model = create_model(card.arch, num_classes=card.num_classes, dropout=card.dropout)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in ckpt.state.items()}
     if expected != found:
         diff = sorted(set(expected.items()) ^ set(found.items()))[:1]
         raise UserError(f"checkpoint {path}: the weights do not match the card's {card.arch} with "
                         f"{card.num_classes} classes (first difference: {diff[0][0] if diff else '?'})")
-    model = create_model(card.arch, num_classes=card.num_classes, dropout=card.dropout)
     try:
-        model.load_state_dict(ckpt.state, strict=True)
+        dtypes = {k: v.dtype for k, v in model.state_dict().items()}  # as copying into the model would cast
+        model.load_state_dict({k: v.to(dtypes[k]) for k, v in ckpt.state.items()}, strict=True, assign=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0] if str(e) else "mismatch"
         raise UserError(f"checkpoint {path}: the weights do not match the card's {card.arch} "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from wrn_deploy.data.sources import (FolderSplit, TensorSplit, find_split_dir, load_cifar, load_folder,
+from wrn_deploy.data.sources import (TensorSplit, find_split_dir, load_cifar, load_folder,
                                      load_svhn)
 from wrn_deploy.data.table import IMAGENET_STATS, NAMES, SPLITS, SYNTHETIC_SIZES, TABLE
 from wrn_deploy.errors import UserError
@@ -53,26 +53,29 @@ def _synthetic() -> tuple:
     return split("train", 1), split("test", 2), list(CLASSES), "built-in"
 
 
-def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool) -> tuple:
-    """(train, test, classes, source, images skipped as unreadable)."""
+def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool, decode: bool) -> tuple:
+    """(train, test, classes, source, images skipped as unreadable, {split: content digest})."""
     if name == "synthetic":
-        return (*_synthetic(), 0)
+        train, test, classes, source = _synthetic()
+        return train, test, classes, source, 0, {"train": train.digest(), "test": test.digest()}
     if data_dir is None:
         data_dir = Path.home() / ".cache" / "wrn-deploy" / "data" / name
     elif not Path(data_dir).is_dir():  # a typo must not become a new, empty folder
         raise UserError(f"--data-dir {data_dir} does not exist")
     data_dir = Path(data_dir)
     if TABLE[name].source == "folder" or find_split_dir(data_dir, True):
-        train, classes, skipped_train = load_folder(data_dir, True, progress, skip_bad)
-        test, test_classes, skipped_test = load_folder(data_dir, False, progress, skip_bad)
+        train, classes, skipped_train, train_digest = load_folder(data_dir, True, progress, skip_bad, decode)
+        test, test_classes, skipped_test, test_digest = load_folder(data_dir, False, progress, skip_bad, decode)
         if test_classes != classes:
             raise UserError(f"class folders of train/ and the test split differ in {data_dir}")
-        return train, test, classes, f"folder:{data_dir.resolve()}", skipped_train + skipped_test
+        return (train, test, classes, f"folder:{data_dir.resolve()}", skipped_train + skipped_test,
+                {"train": train_digest, "test": test_digest})
     if name in ("cifar10", "cifar100"):
         (train, classes), (test, _) = load_cifar(name, data_dir, True), load_cifar(name, data_dir, False)
     else:
         (train, classes), (test, _) = load_svhn(data_dir, True), load_svhn(data_dir, False)
-    return train, test, classes, f"torchvision:{data_dir.resolve()}", 0
+    return train, test, classes, f"torchvision:{data_dir.resolve()}", 0, {"train": train.digest(),
+                                                                          "test": test.digest()}
 
 
 def _hold_out(train, val_size: int, seed: int) -> tuple:
@@ -82,9 +85,7 @@ def _hold_out(train, val_size: int, seed: int) -> tuple:
         raise UserError(f"--val-size must be between 1 and {n - 1} for this dataset, got {val_size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
-    if isinstance(train, TensorSplit):
-        return train.subset(train_idx), train.subset(val_idx)
-    return (FolderSplit(train.folder, train_idx.tolist()), FolderSplit(train.folder, val_idx.tolist()))
+    return train.subset(train_idx), train.subset(val_idx)
 
 
 def _mean_std(name: str, train) -> tuple:
@@ -100,19 +101,22 @@ def _mean_std(name: str, train) -> tuple:
 
 
 def load_dataset(name: str, data_dir=None, val_size: int | None = None, split_seed: int = 0,
-                 progress: bool = True, skip_bad: bool = False) -> Dataset:
+                 progress: bool = True, skip_bad: bool = False, decode: bool = True) -> Dataset:
     """The dataset's splits and its identity: name, source, class names, split sizes, content digests.
-    With ``skip_bad``, unreadable images are left out (and counted) instead of stopping the load."""
+    With ``skip_bad``, unreadable images are left out (and counted) instead of stopping the load.
+    Without ``decode``, image folders stay on disk until a step asks for images (``Selection``), and
+    statistics that would need every pixel (the mean and std of a folder without published ones) are
+    left out: only training needs them."""
     if name not in TABLE:
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(NAMES)}")
-    train_full, test, classes, source, skipped = _raw(name, data_dir, progress, skip_bad)
+    train_full, test, classes, source, skipped, digests = _raw(name, data_dir, progress, skip_bad, decode)
     if val_size is None:
         val_size = TABLE[name].default_val or min(5000, len(train_full) // 10)
     train, val = _hold_out(train_full, val_size, split_seed)
-    mean, std = _mean_std(name, train)
+    mean, std = _mean_std(name, train) if decode else (None, None)
     identity = {"name": name, "source": source, "classes": len(classes), "class_names": list(classes),
                 "train": len(train), "val": len(val), "test": len(test), "val_size": val_size,
-                "split_seed": split_seed, "train_sha256": train_full.digest(), "test_sha256": test.digest(),
+                "split_seed": split_seed, "train_sha256": digests["train"], "test_sha256": digests["test"],
                 "skipped_unreadable": skipped}
     if skipped:
         import sys
@@ -148,10 +152,7 @@ class Selection:
 
     def subset(self, index) -> "Selection":
         index = torch.as_tensor(index)
-        if isinstance(self.part, TensorSplit):
-            part = self.part.subset(index)
-        else:
-            part = FolderSplit(self.part.folder, [self.part.indices[i] for i in index.tolist()])
+        part = self.part.subset(index if isinstance(self.part, TensorSplit) else index.tolist())
         return Selection(self.dataset, self.split, part, self.size, self.identity, self.classes)
 
     def images(self) -> torch.Tensor:
@@ -163,6 +164,8 @@ class Selection:
         asked for: what holds them all at once is the caller's choice."""
         if isinstance(self.part, TensorSplit):
             parts = (self.part.images[i:i + n].float().div_(255) for i in range(0, len(self), n))
+        elif self.part.small:
+            parts = (self.part.decoded(i, i + n).float().div_(255) for i in range(0, len(self), n))
         else:
             from wrn_deploy.data.batches import batches
 
@@ -193,13 +196,25 @@ def for_card(card, split: str, data: str | None = None, data_dir=None, progress:
         raise UserError("the model's card names no dataset: pass --data")
     same = ident.get("name") == name
     ds = load_dataset(name, data_dir, ident.get("val_size") if same else None,
-                      ident.get("split_seed", 0) if same else 0, progress=progress, skip_bad=skip_bad)
+                      ident.get("split_seed", 0) if same else 0, progress=progress, skip_bad=skip_bad, decode=False)
     check_identity(card, ds, split, allow_other_data)
     part = ds.split(split)
-    if isinstance(part, TensorSplit) and tuple(part.images.shape[1:]) != (3, card.input_size, card.input_size):
-        c, h, w = part.images.shape[1:]
+    shape = _held_shape(part)
+    if shape and shape != (3, card.input_size, card.input_size):
+        c, h, w = shape
         raise UserError(f"{name} images are {c}x{h}x{w}; the model takes 3x{card.input_size}x{card.input_size}")
     return Selection(name, split, part, card.input_size, ds.identity, ds.classes)
+
+
+def _held_shape(part) -> tuple | None:
+    """C x H x W of images used at their own size (in memory, or small ones on disk); None for large
+    images, which are resized to the model's input."""
+    if isinstance(part, TensorSplit):
+        return tuple(part.images.shape[1:])
+    if part.small and len(part):
+        f = part.facts[part.indices[0]]
+        return 3, f.height, f.width
+    return None
 
 
 def classes_differ(theirs, ours) -> str | None:

@@ -55,10 +55,14 @@ class TensorSplit:
 
 @dataclass
 class FolderSplit:
-    """A split left on disk (large images): a torchvision ImageFolder and the indices it uses."""
+    """A split left on disk: a torchvision ImageFolder (paths and labels), the indices it uses and
+    what the file index knows of each file. Images are decoded only when asked for: small ones
+    (``small``) at their own size, large ones resized and centre-cropped (``batches``)."""
 
     folder: object  # torchvision.datasets.ImageFolder
     indices: list | None = None
+    facts: list | None = None   # file_index.FileFacts per sample of ``folder``
+    small: bool = False
 
     def __post_init__(self):
         if self.indices is None:
@@ -67,23 +71,56 @@ class FolderSplit:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def subset(self, index) -> "FolderSplit":
+        """The images at positions ``index`` of this split."""
+        index = index.tolist() if hasattr(index, "tolist") else index
+        return FolderSplit(self.folder, [self.indices[i] for i in index], self.facts, self.small)
+
     @property
     def labels(self) -> torch.Tensor:
-        return torch.tensor([self.folder.samples[i][1] for i in self.indices])
+        return torch.tensor([self.folder.samples[i][1] for i in self.indices], dtype=torch.int64)
 
     @property
     def ids(self) -> list:
-        root = Path(self.folder.root)
-        return [str(Path(self.folder.samples[i][0]).relative_to(root.parent)) for i in self.indices]
+        # Paths relative to the dataset folder: ImageFolder's paths all start with its root.
+        cut = len(os.path.dirname(os.path.normpath(self.folder.root))) + 1
+        return [self.folder.samples[i][0][cut:] for i in self.indices]
 
     def digest(self) -> str:
-        return hashlib.sha256("\n".join(self.ids).encode()).hexdigest()
+        """SHA-256 over each image's id (its path in the dataset) and file content: a renamed,
+        changed, added or removed image changes it; no image is decoded."""
+        return files_digest(self.ids, [self.facts[i].sha256 for i in self.indices])
 
     def image_digests(self) -> list:
-        """SHA-256 of each image file's bytes."""
-        from wrn_deploy.fileio import sha256_file
+        """Per image: SHA-256 of its pixels for small images (as for images held in memory, so the
+        same picture matches whatever file it came from), of its file's bytes for large ones."""
+        if self.small:
+            return [hashlib.sha256(a.transpose(2, 0, 1).tobytes()).hexdigest() for a in self.arrays()]
+        return [self.facts[i].sha256 for i in self.indices]
 
-        return [sha256_file(self.folder.samples[i][0]) for i in self.indices]
+    def arrays(self):
+        """Each small image decoded, H x W x 3 uint8, in order."""
+        for i in self.indices:
+            yield decode_rgb(self.folder.samples[i][0])
+
+    @property
+    def images(self) -> torch.Tensor:
+        """Every image of a small-image split, decoded now (uint8 N x 3 x H x W, as TensorSplit holds)."""
+        if not self.small:
+            raise AttributeError("large images are resized at use: take them through data.batches")
+        return self.decoded()
+
+    def decoded(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Small images ``start:stop`` as a uint8 N x 3 x H x W tensor."""
+        part = self.subset(range(start, len(self) if stop is None else min(stop, len(self))))
+        return torch.from_numpy(np.stack(list(part.arrays())).transpose(0, 3, 1, 2).copy())
+
+
+def files_digest(ids: list, shas: list) -> str:
+    h = hashlib.sha256()
+    for i, sha in zip(ids, shas):
+        h.update(f"{i}\t{sha}\n".encode())
+    return h.hexdigest()
 
 
 def _need(data_dir: Path, what: str, name: str):
@@ -137,31 +174,22 @@ def check_links(split_dir: Path) -> None:
     """Refuse links that would change which images a class has: folder links (they can loop, as
     ``cat/loop -> ..`` does, or copy a class into another) and file links leaving the dataset."""
     root = split_dir.parent.resolve()
-    for dirpath, dirnames, filenames in os.walk(split_dir):  # does not follow folder links
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            if not p.is_symlink():
-                continue
-            target = Path(os.path.realpath(p))
-            if p.is_dir() or name in dirnames:
-                raise UserError(f"{p} is a link to the folder {target}; class folders must be real folders")
-            if root not in target.parents:
-                raise UserError(f"{p} links outside the dataset folder {root} (to {target}); refusing it")
+    pending = [split_dir]
+    while pending:  # scandir's entries know whether they are links without another stat per file
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    _check_link(Path(entry.path), root)
+                elif entry.is_dir():
+                    pending.append(entry.path)
 
 
-def image_size(path) -> tuple:
-    """(width, height) from the image header, or a one-line error naming the file."""
-    from PIL import Image
-
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                return im.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadImage(path, e) from None
+def _check_link(p: Path, root: Path) -> None:
+    target = Path(os.path.realpath(p))
+    if p.is_dir():
+        raise UserError(f"{p} is a link to the folder {target}; class folders must be real folders")
+    if root not in target.parents:
+        raise UserError(f"{p} links outside the dataset folder {root} (to {target}); refusing it")
 
 
 class BadImage(UserError):
@@ -192,30 +220,30 @@ def decode_rgb(path) -> np.ndarray:
         raise BadImage(path, e) from None
 
 
-def _kind_of_sizes(folder) -> bool:
-    """True when the images are small (held in memory), False when large; a mix is an error.
-    Up to 64 images spread over the set are looked at (headers only)."""
-    samples = folder.samples
-    step = max(1, len(samples) // 64)
+def _kind_of_sizes(folder, facts: list) -> bool:
+    """True when the images are small (held at their own size), False when large; a mix is an error.
+    Sizes come from the file index (headers), so every image is looked at without decoding it."""
     small, large = None, None
-    for path, _ in samples[::step] + samples[-1:]:
-        try:
-            w, h = image_size(path)
-        except BadImage:
-            continue  # judged (and reported or skipped) when decoded
-        if max(w, h) <= SMALL_MAX:
-            small = small or (path, w, h)
+    for (path, _), f in zip(folder.samples, facts):
+        if f.error:
+            continue
+        if max(f.width, f.height) <= SMALL_MAX:
+            small = small or (path, f.width, f.height)
         else:
-            large = large or (path, w, h)
-    if small and large:
-        raise UserError(f"images of very different sizes in {folder.root}: {small[0]} is {small[1]}x{small[2]}, "
-                        f"{large[0]} is {large[1]}x{large[2]}; give one size per dataset")
+            large = large or (path, f.width, f.height)
+        if small and large:
+            raise UserError(f"images of very different sizes in {folder.root}: {small[0]} is {small[1]}x{small[2]}, "
+                            f"{large[0]} is {large[1]}x{large[2]}; give one size per dataset")
     return large is None
 
 
-def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool = False) -> tuple[object, list, int]:
-    """An ImageFolder split (a TensorSplit for small images, else a FolderSplit), its classes and the
-    number of unreadable images skipped (with ``skip_bad``; otherwise the first is an error)."""
+def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool = False,
+                decode: bool = True) -> tuple[object, list, int, str]:
+    """An ImageFolder split, its classes, the number of unreadable images skipped (with ``skip_bad``;
+    otherwise the first is an error) and its content digest. Small images come as a TensorSplit when
+    ``decode`` (training uses them all), else every split stays on disk as a FolderSplit."""
+    from wrn_deploy.data import file_index
+
     split_dir = find_split_dir(root, train)
     if split_dir is None:
         want = "train/<class>/*" if train else "val/<class>/* or test/<class>/*"
@@ -227,12 +255,22 @@ def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool =
         folder = datasets.ImageFolder(str(split_dir), allow_empty=False)
     except (FileNotFoundError, RuntimeError, OSError) as e:
         raise UserError(f"cannot read image folder {split_dir}: {str(e).splitlines()[0]}") from None
-    if _kind_of_sizes(folder):
-        split, skipped = _decode_all(folder, split_dir.parent, progress, skip_bad)
-        return split, list(folder.classes), skipped
-    skipped = _drop_unreadable(folder, skip_bad)
+    facts = file_index.facts([p for p, _ in folder.samples], progress, f"indexing {split_dir.name}")
+    skipped = _drop_unreadable(folder, facts, skip_bad)
+    facts = [f for f in facts if not f.error]
+    if not facts:
+        raise UserError(f"no readable image in {split_dir}")
+    small = _kind_of_sizes(folder, facts)
     folder.loader = decode_rgb_pil
-    return FolderSplit(folder), list(folder.classes), skipped
+    split = FolderSplit(folder, facts=facts, small=small)
+    if small and decode:
+        tensor, bad = _decode_all(split, split_dir.parent, progress, skip_bad)
+        kept = set(tensor.ids)
+        split = split.subset([i for i, k in enumerate(split.ids) if k in kept])
+        return tensor, list(folder.classes), skipped + bad, split.digest()
+    if small:
+        _check_one_size(split)
+    return split, list(folder.classes), skipped, split.digest()
 
 
 def decode_rgb_pil(path):
@@ -241,29 +279,34 @@ def decode_rgb_pil(path):
     return Image.fromarray(decode_rgb(path))
 
 
-def _drop_unreadable(folder, skip_bad: bool) -> int:
-    """Header check of every file of a large-image set; unreadable ones are an error or dropped."""
-    keep = []
-    for sample in folder.samples:
-        try:
-            image_size(sample[0])
-            keep.append(sample)
-        except BadImage:
-            if not skip_bad:
-                raise
-    skipped = len(folder.samples) - len(keep)
+def _drop_unreadable(folder, facts: list, skip_bad: bool) -> int:
+    """Files whose header does not read (from the file index) are an error, or dropped."""
+    bad = [(path, f.error) for (path, _), f in zip(folder.samples, facts) if f.error]
+    if bad and not skip_bad:
+        raise UserError(f"cannot decode image {bad[0][0]}: {bad[0][1]} (--skip-bad-images skips such files)")
+    keep = [s for s, f in zip(folder.samples, facts) if not f.error]
     folder.samples = folder.imgs = keep
     folder.targets = [t for _, t in keep]
-    return skipped
+    return len(bad)
 
 
-def _decode_all(folder, root: Path, progress: bool, skip_bad: bool) -> tuple:
+def _check_one_size(split: FolderSplit) -> None:
+    first = None
+    for (path, _), f in zip(split.folder.samples, split.facts):
+        first = first or (f.width, f.height)
+        if (f.width, f.height) != first:
+            raise UserError(f"{path} is {f.width}x{f.height}, others are {first[0]}x{first[1]}; "
+                            "give one size per dataset")
+
+
+def _decode_all(split: FolderSplit, root: Path, progress: bool, skip_bad: bool) -> tuple:
+    """(TensorSplit of every image that decodes, images skipped): training uses them all."""
     from tqdm import tqdm
 
     first = None
     arrays, labels, ids = [], [], []
     skipped = 0
-    with tqdm(folder.samples, desc=f"decoding {Path(folder.root).name}", unit="img",
+    with tqdm(split.folder.samples, desc=f"decoding {Path(split.folder.root).name}", unit="img",
               disable=not progress, leave=False) as it:  # closed (and cleared) on errors too
         for path, label in it:
             try:
@@ -281,6 +324,6 @@ def _decode_all(folder, root: Path, progress: bool, skip_bad: bool) -> tuple:
             labels.append(label)
             ids.append(str(Path(path).relative_to(root)))
     if not arrays:
-        raise UserError(f"no readable image in {folder.root}")
+        raise UserError(f"no readable image in {split.folder.root}")
     images = torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy())
     return TensorSplit(images, torch.tensor(labels, dtype=torch.int64), ids), skipped
