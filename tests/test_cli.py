@@ -10,7 +10,7 @@ COMMANDS = sorted(cli.commands)
 
 def test_help_and_version():
     assert "Wide Residual Networks" in run_cli("--help", process=True).stdout
-    assert run_cli("--version").stdout.strip().endswith("0.3.0")
+    assert run_cli("--version").stdout.strip().endswith("0.4.0")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -108,3 +108,18 @@ def test_without_a_writable_cache_every_file_is_read(tmp_path, monkeypatch):
     assert a == b
     if os.geteuid() != 0:  # root writes through the read-only folder
         assert len(reads) == 72
+
+
+def test_a_card_with_the_older_pixel_digest_gets_its_own_message(tmp_path):
+    from types import SimpleNamespace
+
+    from wrn_deploy.data.load import check_identity
+
+    root = _folder(tmp_path / "d")
+    ds = load_dataset("imagefolder", root, val_size=3, progress=False, decode=False)
+    old = {k: v for k, v in ds.identity.items() if k != "digest"} | {"train_sha256": "0" * 64}
+    card = SimpleNamespace(classes=ds.classes, dataset=old)
+    with pytest.raises(sources.UserError, match="older digest .* --allow-other-data"):
+        check_identity(card, ds, "val", False)
+    check_identity(card, ds, "val", True)
+    check_identity(SimpleNamespace(classes=ds.classes, dataset=ds.identity), ds, "val", False)

@@ -42,6 +42,11 @@ class Dataset:
         return getattr(self, name)
 
 
+# How a folder's content digest is made (files_digest: ids and file SHA-256); cards made before it
+# recorded a digest of decoded pixels, which is not comparable.
+FOLDER_DIGEST = "files/1"
+
+
 def _synthetic() -> tuple:
     from wrn_deploy.data.synthetic import CLASSES, make_synthetic
 
@@ -69,7 +74,7 @@ def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool, decod
         if test_classes != classes:
             raise UserError(f"class folders of train/ and the test split differ in {data_dir}")
         return (train, test, classes, f"folder:{data_dir.resolve()}", skipped_train + skipped_test,
-                {"train": train_digest, "test": test_digest})
+                {"train": train_digest, "test": test_digest, "digest": FOLDER_DIGEST})
     if name in ("cifar10", "cifar100"):
         (train, classes), (test, _) = load_cifar(name, data_dir, True), load_cifar(name, data_dir, False)
     else:
@@ -117,7 +122,7 @@ def load_dataset(name: str, data_dir=None, val_size: int | None = None, split_se
     identity = {"name": name, "source": source, "classes": len(classes), "class_names": list(classes),
                 "train": len(train), "val": len(val), "test": len(test), "val_size": val_size,
                 "split_seed": split_seed, "train_sha256": digests["train"], "test_sha256": digests["test"],
-                "skipped_unreadable": skipped}
+                "skipped_unreadable": skipped, **({"digest": digests["digest"]} if "digest" in digests else {})}
     if skipped:
         import sys
 
@@ -238,6 +243,9 @@ def check_identity(card, ds: Dataset, split: str, allow_other_data: bool) -> Non
     key = "test_sha256" if split == "test" else "train_sha256"
     if ident.get("name") and ident["name"] != ds.name:
         problem = f"the model was trained on {ident['name']}; these are {ds.name} images"
+    elif ident.get(key) and ds.identity.get("digest") and ident.get("digest") != ds.identity["digest"]:
+        problem = (f"the model's card records the {ds.name} images by an older digest (decoded pixels, before "
+                   f"wrn-deploy 0.4) that this version no longer computes")
     elif ident.get(key) and ident[key] != ds.identity[key]:
         problem = (f"the {ds.name} {'test' if split == 'test' else 'training'} images differ from those the "
                    f"model's card records (content digest {ds.identity[key][:12]}, card {ident[key][:12]})")
