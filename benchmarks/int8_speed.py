@@ -41,7 +41,8 @@ MODELOPT_FORMS = {"INT8 modelopt (rest fp32)": qdq.QuantSpec("tensorrt", "minmax
                   "INT8 modelopt (rest fp16)": qdq.QuantSpec("tensorrt", "minmax", rest="fp16", quantizer="modelopt")}
 
 
-def models(arch: str, folder: Path) -> dict:
+def models(arch: str, folder: Path, forms: tuple | None = None) -> dict:
+    """FP32 and INT8 ONNX files of a random-weight ``arch``: every form, or the ``forms`` named."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     net = Normalized(prepare_for_export(randomize_batchnorm(create_model(arch, 10)))[0], (0.5,) * 3, (0.25,) * 3)
@@ -50,6 +51,8 @@ def models(arch: str, folder: Path) -> dict:
                       skip_symbolic_shape=True)
     images, _ = make_synthetic(64, 0)
     paths = {"FP32": folder / "fp32.onnx"}
+    if forms is not None:
+        return {**paths, **_quantized(folder, {f: FORMS[f] for f in forms}, images)}
     forms = dict(FORMS)
     try:
         from wrn_deploy.quant.producers import modelopt_python
@@ -58,6 +61,13 @@ def models(arch: str, folder: Path) -> dict:
         forms.update(MODELOPT_FORMS)
     except Exception:  # noqa: BLE001 - no ModelOpt here: its rows are left out
         pass
+    paths.update(_quantized(folder, forms, images))
+    paths["S8S8 + output Q/DQ (diagnostic)"] = _s8s8_with_output_qdq(folder)
+    return paths
+
+
+def _quantized(folder: Path, forms: dict, images) -> dict:
+    paths = {}
     for name, spec in forms.items():
         ranges = folder / f"{spec.target}-{spec.layout}.ranges.json"
         paths[name] = folder / f"{spec.quantizer}-{spec.target}-{spec.layout}-{spec.rest}.onnx"
@@ -71,7 +81,6 @@ def models(arch: str, folder: Path) -> dict:
         if not ranges.exists():
             qdq.calibrate(folder / "pre.onnx", tensor_chunks(images.float() / 255), spec, ranges)
         qdq.quantize(folder / "pre.onnx", paths[name], spec, ranges)
-    paths["S8S8 + output Q/DQ (diagnostic)"] = _s8s8_with_output_qdq(folder)
     return paths
 
 

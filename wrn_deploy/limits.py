@@ -39,6 +39,12 @@ def guard_min_images(max_drop: float) -> int:
 
 # -- evaluation -----------------------------------------------------------------------------------
 BATCH = 64                  # images per inference call in eval, verification and the guard
+# ONNX Runtime's idle threads spin-wait for work by default. Off here: spinning never won by more
+# than noise and lost up to 1.47x (benchmarks/ort_threading.py, docs/performance.md). WRN-16-4 on a
+# 2-core AVX2 EPYC, images/s spin on -> off: batch 64 FP32 31 -> 39, INT8 84 -> 90; batch 1 FP32
+# 28 -> 40, INT8 49 -> 71; with the other core busy, batch 64 within 4% either way and batch 1
+# 1.37-1.41x faster off. On a 2-core AVX-512/AMX Xeon, off measured 1.76x (FP32) and 1.18x (INT8).
+ORT_SPIN = False
 
 
 def drop_standard_error(images: int, flips: int, diff: float) -> float:

@@ -113,3 +113,18 @@ def test_peak_memory_is_flat_from_128_to_2048_images(tmp_path):
         cal.collect_data(_reader(np.concatenate(list(_streamed(n)())), 32))
     grown = {n: _peak(lambda n=n: one_shot(n)) for n in (128, 2048)}
     assert grown[2048] > 4 * grown[128], grown
+
+
+@pytest.mark.parametrize("target,method", [("tensorrt", "minmax"), ("cpu", "minmax"), ("tensorrt", "percentile"),
+                                           ("cpu", "percentile")])
+def test_calibrate_writes_a_range_for_every_calibrated_tensor(tmp_path, target, method):
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    model = _model(tmp_path / "m.onnx")
+    spec = qdq.QuantSpec(target, method, placement="conv")
+    qdq.calibrate(model, collect.tensor_chunks(_images(40)), spec, tmp_path / "ranges.json")
+    ranges = load_tensors_data(tmp_path / "ranges.json")
+    assert {"images", "c2"} <= set(ranges.keys())
+    for name, data in ranges.items():
+        lo, hi = (float(np.asarray(v).reshape(-1)[0]) for v in data.range_value)
+        assert lo <= hi and np.isfinite([lo, hi]).all(), name

@@ -115,11 +115,11 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
     with scratch_dir("calibrate") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(Path(model_path), ops, augmented_model_path=f"{tmp}/augmented.onnx",
                                        calibrate_method=_method(spec.method), extra_options=extra)
-        batch = collect.batch_size(collect.per_image_bytes(calibrator, next(iter(chunks(1)))))
         if spec.method == "minmax":  # reduced to a min and a max per batch inside the graph
-            calibrator.collect_data(calibration_reader(chunks(batch), calibrator))
+            calibrator.collect_data(calibration_reader(chunks(collect.MAX_BATCH), calibrator))
             ranges = calibrator.compute_data()
         else:
+            batch = collect.batch_size(collect.per_image_bytes(calibrator, next(iter(chunks(1)))))
             ranges = collect.histogram_ranges(calibrator, lambda: chunks(batch), progress)
     save_tensors_data(ranges, ranges_path)
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from wrn_deploy.errors import UserError
+from wrn_deploy.limits import ORT_SPIN
 from wrn_deploy.runners.base import Runner, TensorMeta, resolve
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -15,11 +16,16 @@ _TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(doub
 
 
 class OrtRunner(Runner):
-    def __init__(self, source, provider: str = "cpu", threads: int | None = None):
+    """``threads``: intra-op threads (None: ONNX Runtime's choice, one a physical core). ``spin``:
+    whether idle threads spin-wait for work (None: ``limits.ORT_SPIN``, chosen from measurements in
+    docs/performance.md); spinning burns cores another process on the machine could use."""
+
+    def __init__(self, source, provider: str = "cpu", threads: int | None = None, spin: bool | None = None):
         super().__init__()
         if provider not in PROVIDERS:
             raise UserError(f"provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
         self.source, self.provider, self.threads = source, provider, threads
+        self.spin = ORT_SPIN if spin is None else spin
         self.name = f"onnxruntime-{provider}"
         self.session = None
 
@@ -39,6 +45,8 @@ class OrtRunner(Runner):
         opts.log_severity_level = 3
         if self.threads:
             opts.intra_op_num_threads = self.threads
+        for pool in ("intra_op", "inter_op"):
+            opts.add_session_config_entry(f"session.{pool}.allow_spinning", "1" if self.spin else "0")
         wanted = PROVIDERS[self.provider]
         providers = [wanted] + (["CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [])
         model = resolve(self.source)
