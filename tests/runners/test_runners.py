@@ -48,3 +48,17 @@ def test_missing_execution_provider_names_the_gpu_extra(tmp_path):
         pytest.skip("onnxruntime-gpu is installed")
     with pytest.raises(UserError, match="'gpu' extra"):
         OrtRunner(tmp_path / "m.onnx", provider="cuda").activate()
+
+
+def test_onnxruntime_spin_waiting_is_off_unless_asked(checkpoint, tmp_path):
+    run_cli("export", checkpoint, "-o", tmp_path / "m.onnx", "--no-verify")
+    x = torch.rand(2, 3, 32, 32)
+    got = {}
+    for spin in (None, True, False):
+        with OrtRunner(tmp_path / "m.onnx", spin=spin, threads=1) as r:
+            opts = r.session.get_session_options()
+            got[spin] = (opts.get_session_config_entry("session.intra_op.allow_spinning"), opts.intra_op_num_threads)
+            logits = r.infer(x)
+        got[spin] += (logits.round(4).tolist(),)
+    assert got[None][:2] == ("0", 1) and got[True][0] == "1" and got[False][0] == "0"
+    assert got[None][2] == got[True][2] == got[False][2]  # the setting changes waiting, not answers
