@@ -14,6 +14,12 @@ FP32_MIN_AGREEMENT = 99.9   # % of images whose top-1 equals PyTorch FP32's: FP3
 # top-1 difference in points does not: one flip in 256 images is 0.39 points).
 FP16_MIN_AGREEMENT = 99.0   # % of images whose top-1 equals PyTorch FP32's
 INT8_MAX_DROP = 0.5         # points of top-1 that INT8 may lose against FP32 (a common PTQ budget)
+# The drop alone passes an INT8 model that trades as many right answers as it loses: a weak model
+# agreeing with FP32 on 75% of the images passed it. So INT8 is also gated on per-image agreement
+# (the share of images whose top-1 class equals FP32's). Measured agreement of honest INT8 models:
+# see INT8_AGREEMENT_EVIDENCE below; the default sits under the lowest of them with room for a
+# weaker model's near-ties, and far above a broken quantization.
+INT8_MIN_AGREEMENT = 95.0   # % of images whose top-1 equals PyTorch FP32's
 
 # -- export verification --------------------------------------------------------------------------
 FP32_MAX_REL_DIFF = 1e-4    # largest |logit difference| / logit range for an FP32 export (float rounding)
@@ -80,6 +86,7 @@ class Gates:
     fp32_min_agreement: float = FP32_MIN_AGREEMENT
     fp16_min_agreement: float = FP16_MIN_AGREEMENT
     int8_max_drop: float = INT8_MAX_DROP
+    int8_min_agreement: float = INT8_MIN_AGREEMENT
 
     def check(self, stats, compute: str) -> list:
         """[(gate description, measured, passed)] for a candidate computing in ``compute``.
@@ -104,7 +111,9 @@ class Gates:
         sample = (f"certified: drop's standard error <= {budget:g} pts" if certified else
                   f"not certified: drop's standard error <= {budget:g} pts needs about {need} images here, "
                   f"had {stats.images}")
-        return [(f"top-1 drop <= {budget:g} pts", drop, drop <= budget + 1e-9), (sample, se, certified)]
+        a, bound = float(stats.agreement), self.int8_min_agreement
+        return [(f"top-1 drop <= {budget:g} pts", drop, drop <= budget + 1e-9),
+                (f"top-1 agreement >= {bound:g}%", a, a >= bound - 1e-9), (sample, se, certified)]
 
 
 # -- FP16 range (the FP16 export and INT8's FP16 remainder) ---------------------------------------

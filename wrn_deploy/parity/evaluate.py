@@ -30,6 +30,7 @@ class EvalOptions:
     skip_bad_images: bool = False
     verify_key: str | None = None
     allow_host_code: bool = False
+    allow_unverified: bool = False
     progress: bool = True
 
 
@@ -47,7 +48,7 @@ class Candidate:
 def candidate(path, opts: EvalOptions) -> Candidate:
     """The candidate's runner (checked, not loaded) and card."""
     runner = runner_for(path, provider=opts.provider, device=opts.device, verify_key=opts.verify_key,
-                        allow_host_code=opts.allow_host_code)
+                        allow_host_code=opts.allow_host_code, allow_unverified=opts.allow_unverified)
     runner.check()  # fail before the images load, not after
     path = Path(path)
     try:
