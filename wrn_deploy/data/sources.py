@@ -227,6 +227,9 @@ def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool =
         folder = datasets.ImageFolder(str(split_dir), allow_empty=False)
     except (FileNotFoundError, RuntimeError, OSError) as e:
         raise UserError(f"cannot read image folder {split_dir}: {str(e).splitlines()[0]}") from None
+    from wrn_deploy.card import check_class_names
+
+    check_class_names(folder.classes, f"class folders of {split_dir}")  # before any image is read
     if _kind_of_sizes(folder):
         split, skipped = _decode_all(folder, split_dir.parent, progress, skip_bad)
         return split, list(folder.classes), skipped

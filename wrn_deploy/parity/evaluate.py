@@ -154,6 +154,7 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
                           "seconds": s["seconds"]},
             "reference": {"path": str(ref_path), "runner": ref.runner, "seconds": round(ref.seconds, 2)},
             "data": {"dataset": chosen.dataset, "split": opts.split, "images": len(chosen),
+                     "classes": list(model.classes),
                      "calibration_overlap": s["calibration_overlap"],
                      "skipped_unreadable": chosen.identity.get("skipped_unreadable", 0)},
             "stats": s["stats"], "gates": s["gates"], "passed": s["passed"],

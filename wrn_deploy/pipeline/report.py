@@ -37,8 +37,8 @@ def build_report(ctx) -> dict:
                  "checkpoint_sha256": ctx.hashes(ctx.checkpoint)}
     except Exception:  # noqa: BLE001 - no checkpoint (training failed): the steps table says why
         model = {"arch": ctx.opts.arch, "dataset": ctx.opts.data}
-    steps = [{"step": n, "status": s["status"], "seconds": s.get("seconds"), "reason": s.get("reason")}
-             for n, s in st.items()]
+    steps = [{"step": n, "status": s["status"], "seconds": s.get("seconds"), "reason": s.get("reason"),
+              **({"rerun": s["rerun"]} if s.get("rerun") and s["status"] != "cached" else {})} for n, s in st.items()]
     gated = [r for r in rows if "passed" in r]
     return {"format": FORMAT, "created": now(), "machine": machine(), "device": ctx.device,
             "versions": versions("torch", "onnx", "onnxruntime", "tensorrt", "tritonclient", "nvidia-pytriton"),
@@ -174,7 +174,8 @@ def markdown(rep: dict, plot: str | None = "report.png") -> str:
     lines += ["## Steps", "", "| step | status | seconds | note |", "|---|---|---|---|"]
     for s in rep["steps"]:
         secs = "-" if s.get("seconds") is None else f"{s['seconds']:.1f}"
-        lines.append(f"| {md(s['step'])} | {md(s['status'])} | {secs} | {md(s.get('reason') or '')} |")
+        note = " ".join(filter(None, [s.get("reason"), s.get("rerun") and f"ran again: {s['rerun']}"]))
+        lines.append(f"| {md(s['step'])} | {md(s['status'])} | {secs} | {md(note)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -76,15 +76,32 @@ def claim_folder(opts):
 
 
 def _check_marker(out: Path) -> None:
+    """pipeline.json: the format and the folder's run id (random, made once: step records digest it,
+    so a record copied from another pipeline folder is not reused)."""
+    import secrets
+
     from wrn_deploy.card import now
 
     marker = out / MARKER
     if marker.is_file():
         try:
-            ok = json.loads(marker.read_text()).get("format") == FORMAT
+            data = json.loads(marker.read_text())
+            ok = data.get("format") == FORMAT and isinstance(data.get("run", ""), str)
         except (ValueError, AttributeError):
             ok = False
         if not ok:
             raise UserError(f"{marker} is not a wrn-deploy pipeline marker ({FORMAT}); give another folder")
+        if data.get("run"):
+            return
+        write_json(marker, {**data, "run": secrets.token_hex(16)})  # a folder from before run ids
         return
-    write_json(marker, {"format": FORMAT, "created": now()})
+    write_json(marker, {"format": FORMAT, "created": now(), "run": secrets.token_hex(16)})
+
+
+def run_id(out) -> str:
+    """The run id of the pipeline folder ``out`` ("" where it has none yet)."""
+    try:
+        data = json.loads((Path(out) / MARKER).read_text())
+    except (OSError, ValueError):
+        return ""
+    return data.get("run", "") if isinstance(data, dict) and isinstance(data.get("run", ""), str) else ""
