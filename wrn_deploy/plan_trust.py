@@ -105,7 +105,10 @@ class Trust:
         self.key = trusted_key(self._verify_key)
         if self.key is None and signature_path(plan).exists():
             raise UserError(f"{plan} is signed, but no key is given to verify it: pass --verify-key or set {KEY_ENV}")
-        if self.manifest is None and self.key is None:
+        if self.manifest is None and self.key is not None:
+            raise UserError(f"{plan} has no manifest ({manifest_path(plan).name}), and the trust policy ({self.key}) "
+                            "requires a signature over plan and manifest; refusing to load it")
+        if self.manifest is None:
             what = (f"{plan} has no manifest ({manifest_path(plan).name}), so its size and sha256 cannot be "
                     "checked and a plan is executable code")
             if not self.allow:

@@ -250,6 +250,7 @@ def render(folder: Path) -> Path:
     if not isinstance(rep, dict) or rep.get("format") != FORMAT:
         raise UserError(f"{src} is not a wrn-deploy pipeline report ({FORMAT})")
     try:
+        markdown(rep, None)  # a malformed report fails here, before report.png is drawn
         drawn = plot(rep, Path(folder) / "report.png")
         text = markdown(rep, "report.png" if drawn else None)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:

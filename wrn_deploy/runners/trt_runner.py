@@ -52,7 +52,7 @@ class TrtRunner(Runner):
         super().__init__()
         self.plan, self.verify_key, self.allow_host_code, self.warn = plan, verify_key, allow_host_code, warn
         self.allow_unverified = allow_unverified
-        self.trust = None
+        self.trust = self._data = None
         self.device = device  # "cuda"; the CPU test suite drives the logic through a stand-in TensorRT
         self.engine = self.context = self.manifest = self.manifest_bytes = self.key = None
 
@@ -66,12 +66,17 @@ class TrtRunner(Runner):
         if self.allow_host_code and self.key is None:
             raise UserError("--allow-host-code runs code from inside the plan: only for a plan whose signature "
                             f"verifies; pass --verify-key or set {plan_trust.KEY_ENV}")
+        # The one read, verified now (before any image loads) and kept: exactly these bytes are deserialized.
+        self._data = Path(self.plan).read_bytes()
+        self.trust.verify(self._data)
         import_tensorrt()
         require_cuda()
 
     def _activate(self) -> None:
-        data = Path(self.plan).read_bytes()  # the one read: verified, checked and deserialized
-        self.trust.verify(data)  # before any TensorRT call: an unverified plan is never deserialized
+        data, self._data = self._data, None  # verified by check(); an unverified plan is never deserialized
+        if data is None:  # activated again after a deactivate: read and verify once more
+            data = Path(self.plan).read_bytes()
+            self.trust.verify(data)
         trt = import_tensorrt()
         if self.manifest is not None:
             plan_trust.check_compatible(self.manifest, trt.__version__, torch.cuda.get_device_capability(),
