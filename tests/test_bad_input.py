@@ -633,8 +633,27 @@ NEW_DOORS = {
     "report folder is a file": (lambda c: [(c.tmp / "f").write_text("x") and "report", c.tmp / "f"], "is a file"),
     "report one of two bad": (lambda c: ["report", _report_folder(c, "[]"), c.tmp / "missing"],
                               "not a wrn-deploy pipeline report"),
+    # the smaller items: each message names the file or the candidate at fault
+    "card num_classes as text": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(num_classes="10"))],
+                                 "num_classes must be a whole number, got '10'"),
+    "card class name with a newline": (lambda c: ["eval", "--onnx", c.onnx_with_card(
+        lambda d: d.update(classes=["a\nb", *d["classes"][1:]]))], r"class 0 \('a\\nb'\) has a control"),
+    "quantize corrupt cached ranges": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-dir",
+                                                  _bad_ranges(c), "--calib-size", "128"],
+                                       "ranges.json: the cached calibration ranges are unreadable"),
+    "eval names the candidate at fault": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--onnx", _orphan(c)],
+                                          "edited.onnx: its source checkpoint .* is not here"),
 }
 CASES.update(NEW_DOORS)
+
+
+def _bad_ranges(c):
+    """A calibration folder whose cached ranges are garbage, where quantize will reuse them."""
+    cal = c.tmp / "cal"
+    shutil.copytree(c.art / "calib", cal)
+    (folder,) = cal.iterdir()
+    (folder / "ranges.json").write_text("{garbage")
+    return cal
 
 
 def _bad_ckpt_card(c):
@@ -877,3 +896,18 @@ def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path):
             tmp.write_text("second")
             out.write_text("first")  # the other run finishes first
     assert out.read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_a_full_disk_names_the_output(tmp_path):
+    """ENOSPC from a write carries no file name; the error names the output, not its temporary name."""
+    import errno
+
+    from wrn_deploy.fileio import atomic_output
+
+    out = tmp_path / "m.onnx"
+    with pytest.raises(OSError) as e:
+        with atomic_output(out) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert e.value.filename == str(out) and e.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
