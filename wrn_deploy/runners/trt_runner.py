@@ -53,13 +53,14 @@ class TrtRunner(Runner):
         self.plan, self.verify_key, self.allow_host_code, self.warn = plan, verify_key, allow_host_code, warn
         self.allow_unverified = allow_unverified
         self.trust = self._data = None
+        self._checked = False
         self.device = device  # "cuda"; the CPU test suite drives the logic through a stand-in TensorRT
         self.engine = self.context = self.manifest = self.manifest_bytes = self.key = None
 
     def check(self) -> None:
         """Manifest, trust policy, TensorRT and GPU present: everything that needs no GPU work (once:
         ``activate`` after an explicit ``check`` neither reads the manifest again nor warns twice)."""
-        if self.trust is not None:
+        if self._checked:
             return
         self.trust = plan_trust.Trust(self.plan, self.verify_key, self.allow_unverified, self.warn).preflight()
         self.manifest, self.key = self.trust.manifest, self.trust.key
@@ -71,6 +72,7 @@ class TrtRunner(Runner):
         self.trust.verify(self._data)
         import_tensorrt()
         require_cuda()
+        self._checked = True
 
     def _activate(self) -> None:
         data, self._data = self._data, None  # verified by check(); an unverified plan is never deserialized
