@@ -905,9 +905,8 @@ def test_a_full_disk_names_the_output(tmp_path):
     from wrn_deploy.fileio import atomic_output
 
     out = tmp_path / "m.onnx"
-    with pytest.raises(OSError) as e:
-        with atomic_output(out) as tmp:
-            tmp.write_bytes(b"half")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with pytest.raises(OSError) as e, atomic_output(out) as tmp:
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     assert e.value.filename == str(out) and e.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []

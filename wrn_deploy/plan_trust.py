@@ -26,9 +26,9 @@ from pathlib import Path
 from wrn_deploy.card import manifest_path
 from wrn_deploy.errors import UserError
 
-__all__ = ["manifest_path", "signature_path", "read_manifest", "check_integrity", "check_compatible",
-           "load_private_key", "sign_bytes", "verify_signature", "trusted_key", "generate_keypair", "Trust",
-           "ALLOW_UNVERIFIED"]
+__all__ = ["ALLOW_UNVERIFIED", "Trust", "check_compatible", "check_integrity", "generate_keypair",
+           "load_private_key", "manifest_path", "read_manifest", "sign_bytes", "signature_path", "trusted_key",
+           "verify_signature"]
 
 FORMAT = "wrn-deploy.engine/1"
 KEY_ENV = "WRN_DEPLOY_VERIFY_KEY"

@@ -25,8 +25,8 @@ def test_a_record_is_fresh_only_while_its_outputs_are_the_files_it_wrote(tmp_pat
     assert rec.fresh("export-fp32", "k1")[0]["result"] == {"x": 1}
     assert rec.fresh("export-fp32", "k2") == (None, None)              # another key: the ordinary rerun
     f.write_bytes(b"graph!")
-    assert Records(out, Hashes()).fresh("export-fp32", "k1") == (None, "its output sub/model.onnx changed since "
-                                                                         "the step wrote it")
+    changed = "its output sub/model.onnx changed since the step wrote it"
+    assert Records(out, Hashes()).fresh("export-fp32", "k1") == (None, changed)
     f.unlink()
     assert Records(out, Hashes()).fresh("export-fp32", "k1") == (None, "its output sub/model.onnx is missing")
 
@@ -85,8 +85,8 @@ def test_swapped_outputs_make_the_step_run_again(tmp_path):
     data_a, data_b = a.read_bytes(), b.read_bytes()
     a.write_bytes(data_b)
     b.write_bytes(data_a)
-    assert rec.fresh("eval-fp32", "k", {"model": "aa"}) == (None, "its output model.onnx changed since the step "
-                                                                   "wrote it")
+    changed = "its output model.onnx changed since the step wrote it"
+    assert rec.fresh("eval-fp32", "k", {"model": "aa"}) == (None, changed)
 
 
 def test_recorded_inputs_must_be_the_current_ones(tmp_path):
