@@ -89,8 +89,9 @@ class TrtRunner(Runner):
         self.runtime.engine_host_code_allowed = self.allow_host_code and self.key is not None
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
-            raise UserError(f"TensorRT could not deserialize {self.plan} (see its log above): built for "
-                            "another TensorRT version or GPU?")
+            why = ("it was loaded unverified (no manifest): it may not be a TensorRT plan at all"
+                   if self.manifest is None else "built for another TensorRT version or GPU?")
+            raise UserError(f"TensorRT could not deserialize {self.plan} (see its log above): {why}")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
