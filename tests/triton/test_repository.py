@@ -41,7 +41,8 @@ def test_python_backend_for_a_checkpoint(tmp_path):
     ckpt = make_checkpoint(tmp_path / "c.safetensors", arch="wrn-10-1")
     run_cli("triton", ckpt, "--repo", tmp_path / "repo", "--backend", "python", "--name", "ck", "--no-check-load")
     version = tmp_path / "repo" / "ck" / "1"
-    assert sorted(p.name for p in version.iterdir()) == ["model.py", "model.safetensors"]
+    assert sorted(p.name for p in version.iterdir()) == ["__pycache__", "model.py", "model.safetensors"]
+    assert (version / "__pycache__").is_file()  # a file, so the server's Python cannot leave bytecode there
     assert 'backend: "python"' in (tmp_path / "repo" / "ck" / "config.pbtxt").read_text()
 
 
@@ -133,8 +134,8 @@ def test_the_file_record_is_what_serve_checks(served_onnx, tmp_path):
         run_cli("triton", served_onnx, "-o", tmp_path / repo, "--name", "m", "--backend", "python", "--no-check-load")
     record = (tmp_path / "a" / "m" / RECORD).read_text()
     assert record == (tmp_path / "b" / "m" / RECORD).read_text() and str(tmp_path) not in record
-    assert sorted(json.loads(record)["files"]) == ["1/model.onnx", "1/model.py", "card.json", "config.pbtxt",
-                                                   "labels.txt"]
+    assert sorted(json.loads(record)["files"]) == ["1/__pycache__", "1/model.onnx", "1/model.py", "card.json",
+                                                   "config.pbtxt", "labels.txt"]
     check_repository(tmp_path / "a")
     (tmp_path / "a" / "m" / "1" / "model.py").write_text("print('not ours')\n")
     with pytest.raises(UserError, match="model.py changed.*--allow-unverified serves it anyway"):

@@ -58,7 +58,9 @@ def check_model_folder(folder: Path, verify_key=None, allow_unverified: bool = F
             on_disk[p.relative_to(folder).as_posix()] = p
     for rel, p in on_disk.items():
         if rel not in files:
-            raise UserError(f"{p} is not in {folder / RECORD}: not written by wrn-deploy triton")
+            hint = ("; a server that imported model.py left Python bytecode there (it would run instead of "
+                    "model.py): delete that __pycache__ if you trust it" if "__pycache__" in p.parts else "")
+            raise UserError(f"{p} is not in {folder / RECORD}: not written by wrn-deploy triton{hint}")
         if sha256_file(p) != files[rel]:
             raise UserError(f"{p} changed after wrn-deploy triton wrote it (its sha256 is not the recorded one)")
     gone = sorted(set(files) - set(on_disk))

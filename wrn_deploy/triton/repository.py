@@ -132,6 +132,10 @@ def _fill(folder: Path, artifact: Path, kind: str, card, text: str, backend: str
             shutil.copyfile(side, Path(str(target) + side.name[len(artifact.name):]))
     if backend == "python":
         shutil.copyfile(Path(__file__).with_name("python_model.py"), version / "model.py")
+        # An empty file where Python would make its bytecode folder: the server's Python stub cannot
+        # leave a model.pyc beside model.py (it ignores PYTHONDONTWRITEBYTECODE here), so the folder
+        # stays exactly as recorded and `serve` accepts it again after a server ran it.
+        (version / "__pycache__").write_bytes(b"")
     (folder / RECORD).write_text(record_text(folder))
     mode = 0o666 & ~umask()
     for p in folder.rglob("*"):
