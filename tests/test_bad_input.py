@@ -34,9 +34,20 @@ def art(kit):
     return kit
 
 
+@pytest.fixture(scope="module")
+def python_repo(art, tmp_path_factory):
+    """A repository that ``wrn-deploy triton`` wrote for the kit's FP32 ONNX (Python backend), made once
+    per module: cases copy it instead of writing their own."""
+    root = tmp_path_factory.mktemp("repo-template")
+    shutil.copy(art / "m.onnx", root / "m.onnx")
+    run_cli("triton", root / "m.onnx", "-o", root / "repo", "--name", "m", "--backend", "python", "--max-batch", "16",
+            "--no-check-load")
+    return root / "repo"
+
+
 class Ctx:
-    def __init__(self, tmp: Path, art: Path, monkeypatch):
-        self.tmp, self.art, self.mp = tmp, art, monkeypatch
+    def __init__(self, tmp: Path, art: Path, monkeypatch, template: Path | None = None):
+        self.tmp, self.art, self.mp, self.template = tmp, art, monkeypatch, template
 
     def copy(self, name: str, as_name: str | None = None) -> Path:
         """A copy of a shared artifact (and the JSON card beside a checkpoint) in this case's folder."""
@@ -88,6 +99,16 @@ class Ctx:
         self.mp.setattr(torch.cuda, "is_available", lambda: True)
         self.mp.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in H100")
         self.mp.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+
+    def repo(self, artifact: str | Path = "m.onnx", backend: str = "python") -> Path:
+        """A model repository (model ``m``) written by ``wrn-deploy triton`` in this case's folder."""
+        if (artifact, backend) == ("m.onnx", "python") and self.template is not None:
+            shutil.copytree(self.template, self.tmp / "repo", symlinks=True)
+            return self.tmp / "repo"
+        src = self.copy(artifact) if isinstance(artifact, str) else artifact
+        run_cli("triton", src, "-o", self.tmp / "repo", "--name", "m", "--backend", backend, "--max-batch", "16",
+                "--no-check-load")
+        return self.tmp / "repo"
 
     def mount(self, name: str, options: str) -> Path:
         """A tmpfs of our own (full disk, read-only folder), or skip where mounting is not allowed."""
@@ -407,6 +428,234 @@ CASES = {
 }
 
 
+# -- the doors opened since: serving, the pipeline, reports, bench and the trust policy --------------
+def _rerecord(folder: Path) -> None:
+    """Rewrite a model folder's file record to match what is there (as an attacker could)."""
+    from wrn_deploy.triton.files import RECORD, record_text
+
+    (folder / RECORD).write_text(record_text(folder))
+
+
+def _serve_edit(c, edit, rerecord=False, **repo):
+    root = c.repo(**repo)
+    edit(root / "m")
+    if rerecord:
+        _rerecord(root / "m")
+    return ["serve", root, "--http-port", "18000", "--grpc-port", "18001", "--metrics-port", "18002"]
+
+
+def _bare_plan(c, name="bare.plan"):
+    """An 18-byte text file named like a plan, with no manifest."""
+    (c.tmp / name).write_text("not an engine \n:)\n")
+    return c.tmp / name
+
+
+def _plan_repo(c):
+    return c.repo(c.plan(), backend="native")
+
+
+def _other_key(c):
+    run_cli("keygen", c.tmp / "o.pem", c.tmp / "o.pub")
+    return c.tmp / "o.pub"
+
+
+def _report_folder(c, content):
+    (c.tmp / "p").mkdir()
+    (c.tmp / "p" / "report.json").write_text(content if isinstance(content, str) else json.dumps(content))
+    return c.tmp / "p"
+
+
+def _marker(c, content):
+    (c.tmp / "pipe").mkdir()
+    (c.tmp / "pipe" / "pipeline.json").write_text(content)
+    return c.tmp / "pipe"
+
+
+GOOD_REPORT = {"format": "wrn-deploy.report/1", "model": {}, "machine": "m", "device": "cpu", "versions": {},
+               "rows": [{"artifact": "x", "passed": True}], "steps": [], "passed": True, "failed_steps": []}
+PORTS = ["--http-port", "18000", "--grpc-port", "18001", "--metrics-port", "18002"]
+
+NEW_DOORS = {
+    # the trust policy (stand-in TensorRT where it gets that far)
+    "trust text file as plan": (lambda c: ["eval", "--engine", _bare_plan(c)], "no manifest.*--allow-unverified"),
+    "trust bare plan with reference": (lambda c: ["eval", "--engine", _bare_plan(c), "--reference", c.ckpt()],
+                                       "no manifest"),
+    "trust bare plan under a key": (lambda c: ["eval", "--engine", _bare_plan(c), "--verify-key", c.art / "k.pub"],
+                                    "requires a signature"),
+    "trust bare plan allowed needs tensorrt": (lambda c: ["eval", "--engine", _bare_plan(c), "--allow-unverified",
+                                                          "--reference", c.ckpt()], "'trt' extra"),
+    "trust modified names the option": (lambda c: [_flip(c.plan()) and "eval", "--engine", c.tmp / "m.plan"],
+                                        "modified; refusing to load it \\(--allow-unverified accepts the risk\\)"),
+    "trust allowed still needs the signature": (lambda c: ["eval", "--engine", _tamper_signed(c), "--verify-key",
+                                                           c.art / "k.pub", "--allow-unverified"], "does not verify"),
+    "trust allowed still needs a key": (lambda c: ["eval", "--engine", _tamper_signed(c), "--allow-unverified"],
+                                        "signed, but no key"),
+    "trust empty plan": (lambda c: [c.plan().write_bytes(b"") or "eval", "--engine", c.tmp / "m.plan"],
+                         "0 bytes but its manifest"),
+    "trust manifest is a folder": (lambda c: [_bare_plan(c, "d.plan") and (c.tmp / "d.plan.json").mkdir() or "eval",
+                                              "--engine", c.tmp / "d.plan"], "Is a directory"),
+    "trust plan is a folder": (lambda c: [(c.tmp / "f.plan").mkdir() or "eval", "--engine", c.tmp / "f.plan"],
+                               "is a directory"),
+    "trust plan_bytes a boolean": (lambda c: ["eval", "--engine", _manifest(c, lambda m: m.update(plan_bytes=True)
+                                                                            or m)], "plan_bytes"),
+    "trust env key missing": (lambda c: [c.mp.setenv("WRN_DEPLOY_VERIFY_KEY", str(c.tmp / "none.pub")) or "eval",
+                                         "--engine", c.plan()], "cannot read the Ed25519 public key"),
+    "trust env key is private": (lambda c: [c.mp.setenv("WRN_DEPLOY_VERIFY_KEY", str(c.art / "k.pem")) or "eval",
+                                            "--engine", c.plan(sign=True)], "public key"),
+    "trust other key": (lambda c: ["eval", "--engine", c.plan(sign=True), "--verify-key", _other_key(c)],
+                        "does not verify"),
+    "trust signature garbage": (lambda c: [c.plan(sign=True) and (c.tmp / "m.plan.sig").write_text("%%%") and "eval",
+                                           "--engine", c.tmp / "m.plan", "--verify-key", c.art / "k.pub"],
+                                "does not verify"),
+    # bench
+    "bench bare plan": (lambda c: ["bench", _bare_plan(c), "--no-triton"], "no manifest"),
+    "bench modified plan": (lambda c: [_flip(c.plan()) and "bench", c.tmp / "m.plan", "--no-triton"], "modified"),
+    "bench signed plan no key": (lambda c: ["bench", c.plan(sign=True), "--no-triton"], "signed, but no key"),
+    "bench verify-key private": (lambda c: ["bench", c.plan(sign=True), "--verify-key", c.art / "k.pem",
+                                            "--no-triton"], "public key"),
+    "bench concurrency words": (lambda c: ["bench", c.copy("m.onnx"), "--concurrency", "a,b"], "client counts"),
+    "bench concurrency zero": (lambda c: ["bench", c.copy("m.onnx"), "--concurrency", "0"], "between 1 and 256"),
+    "bench output onto artifact": (lambda c: ["bench", c.copy("m.onnx"), "-o", c.tmp / "m.onnx", "--no-triton"],
+                                   "is the input"),
+    "bench output exists": (lambda c: [(c.tmp / "b.md").write_text("mine") and "bench", c.copy("m.onnx"), "-o",
+                                       c.tmp / "b.md", "--no-triton"], "exists"),
+    "bench output json exists": (lambda c: [(c.tmp / "b.md.json").write_text("mine") and "bench", c.copy("m.onnx"),
+                                            "-o", c.tmp / "b.md", "--no-triton"], "exists"),
+    "bench too few images": (lambda c: ["bench", c.copy("m.onnx"), "--images", "4"], "--images"),
+    "bench missing artifact": (lambda c: ["bench", c.tmp / "no.onnx", "--no-triton"], "does not exist"),
+    "bench batch zero": (lambda c: ["bench", c.copy("m.onnx"), "--batch-size", "0"], "--batch-size"),
+    # triton
+    "triton bare plan": (lambda c: ["triton", _bare_plan(c), "-o", c.tmp / "repo"], "no manifest"),
+    "triton modified plan": (lambda c: [_flip(c.plan()) and "triton", c.tmp / "m.plan", "-o", c.tmp / "repo"],
+                             "modified"),
+    "triton truncated plan": (lambda c: [_cut(c.plan()) and "triton", c.tmp / "m.plan", "-o", c.tmp / "repo"],
+                              "truncated"),
+    "triton signed plan no key": (lambda c: ["triton", c.plan(sign=True), "-o", c.tmp / "repo"], "signed, but no key"),
+    "triton signed plan other key": (lambda c: ["triton", c.plan(sign=True), "-o", c.tmp / "repo", "--verify-key",
+                                                _other_key(c)], "does not verify"),
+    "triton unsigned plan under policy": (lambda c: ["triton", c.plan(), "-o", c.tmp / "repo", "--verify-key",
+                                                     c.art / "k.pub"], "requires a signature"),
+    "triton manifest without profile": (lambda c: ["triton", _manifest(c, lambda m: m.pop("profile") and m), "-o",
+                                                   c.tmp / "repo", "--no-check-load"], "'profile'"),
+    "triton manifest profile text": (lambda c: ["triton", _manifest(c, lambda m: m.update(profile={"min": "1",
+                                                                                               "max": 8}) or m),
+                                                "-o", c.tmp / "repo", "--no-check-load"], "'profile'"),
+    "triton manifest not json": (lambda c: ["triton", _manifest(c, lambda m: b"{nope"), "-o", c.tmp / "repo"],
+                                 "not valid UTF-8 JSON"),
+    "triton model name": (lambda c: ["triton", c.copy("m.onnx"), "-o", c.tmp / "repo", "--name", "a/b"], "model name"),
+    "triton model exists": (lambda c: [c.repo() and "triton", c.copy("m.onnx", "n.onnx"), "-o", c.tmp / "repo",
+                                       "--name", "m", "--no-check-load"], "exists; pass --force"),
+    "triton checkpoint native": (lambda c: ["triton", c.ckpt(), "-o", c.tmp / "repo"], "no native Triton backend"),
+    "triton accelerator on cpu": (lambda c: ["triton", c.copy("m.onnx"), "-o", c.tmp / "repo", "--trt-accelerator"],
+                                  "--trt-accelerator"),
+    "triton max batch zero": (lambda c: ["triton", c.copy("m.onnx"), "-o", c.tmp / "repo", "--max-batch", "0"],
+                              "--max-batch"),
+    "triton missing artifact": (lambda c: ["triton", c.tmp / "no.onnx", "-o", c.tmp / "repo"], "does not exist"),
+    "triton unknown suffix": (lambda c: [(c.tmp / "m.bin").write_bytes(b"x") and "triton", c.tmp / "m.bin", "-o",
+                                         c.tmp / "repo"], "unknown artifact type"),
+    "triton artifact inside the model": (lambda c: [c.repo() and "triton", c.tmp / "repo" / "m" / "1" / "model.onnx",
+                                                    "-o", c.tmp / "repo", "--name", "m", "--force",
+                                                    "--no-check-load"], "write the repository elsewhere"),
+    # serve: every refusal comes before a server starts
+    "serve foreign folder": (lambda c: [(c.tmp / "r" / "m").mkdir(parents=True) or (c.tmp / "r" / "m" / "config.pbtxt")
+                                        .write_text('backend: "python"') and "serve", c.tmp / "r", *PORTS],
+                             "not written by wrn-deploy triton"),
+    "serve foreign model.py, record rewritten": (lambda c: _serve_edit(c, lambda m: (m / "1" / "model.py").write_text(
+        "import os\nos.system('id')\n"), rerecord=True), "not wrn-deploy's Python-backend model"),
+    "serve edited model.py": (lambda c: _serve_edit(c, lambda m: (m / "1" / "model.py").write_text("import os\n")),
+                              "changed after"),
+    "serve extra file": (lambda c: _serve_edit(c, lambda m: (m / "1" / "evil.so").write_bytes(b"\x7fELF")),
+                         "evil.so is not in"),
+    "serve missing file": (lambda c: _serve_edit(c, lambda m: (m / "labels.txt").unlink()), "labels.txt is recorded"),
+    "serve edited config": (lambda c: _serve_edit(c, lambda m: (m / "config.pbtxt").write_text(
+        (m / "config.pbtxt").read_text() + "\n# edited\n")), "config.pbtxt changed"),
+    "serve swapped model": (lambda c: _serve_edit(c, lambda m: (m / "1" / "model.onnx").write_bytes(
+        (c.art / "h.onnx").read_bytes())), "model.onnx changed"),
+    "serve record not json": (lambda c: _serve_edit(c, lambda m: (m / "wrn-deploy-files.json").write_text("{")),
+                              "not valid UTF-8 JSON"),
+    "serve record of another kind": (lambda c: _serve_edit(c, lambda m: (m / "wrn-deploy-files.json").write_text(
+        '{"format": "x", "files": {}}')), "not a wrn-deploy file record"),
+    "serve record removed": (lambda c: _serve_edit(c, lambda m: (m / "wrn-deploy-files.json").unlink()),
+                             "has no wrn-deploy-files.json"),
+    "serve link inside a model": (lambda c: _serve_edit(c, lambda m: os.symlink("/etc/hostname", m / "1" / "x")),
+                                  "is a link"),
+    "serve model folder is a link": (lambda c: [c.repo() and os.symlink(c.tmp / "repo" / "m", c.tmp / "repo" / "m2")
+                                                or "serve", c.tmp / "repo", *PORTS], "m2 is a link"),
+    "serve leftover folder": (lambda c: [c.repo() and (c.tmp / "repo" / ".m.wrn-tmp").mkdir() or "serve",
+                                         c.tmp / "repo", *PORTS], "not written by wrn-deploy triton"),
+    "serve empty repository": (lambda c: [(c.tmp / "r").mkdir() or "serve", c.tmp / "r", *PORTS],
+                               "holds no model folder"),
+    "serve swapped plan, record rewritten": (lambda c: [_plan_repo(c) and _flip(c.tmp / "repo" / "m" / "1" /
+                                                                                  "model.plan")
+                                                        and _rerecord(c.tmp / "repo" / "m") or "serve",
+                                                        c.tmp / "repo", *PORTS], "sha256 in its manifest"),
+    "serve plan repo under a key": (lambda c: [_plan_repo(c) and "serve", c.tmp / "repo", *PORTS, "--verify-key",
+                                               c.art / "k.pub"], "requires a signature"),
+    "serve bare plan": (lambda c: ["serve", _bare_plan(c), *PORTS], "no manifest"),
+    "serve same ports": (lambda c: ["serve", c.repo(), "--http-port", "18000", "--grpc-port", "18000"], "must differ"),
+    "serve missing source": (lambda c: ["serve", c.tmp / "nothing"], "does not exist"),
+    # pipeline: refused before any step runs
+    "pipeline out is a file": (lambda c: [(c.tmp / "f").write_text("x") and "pipeline", "-o", c.tmp / "f"], "is a file"),
+    "pipeline foreign folder": (lambda c: [(c.tmp / "d").mkdir() or (c.tmp / "d" / "mine.txt").write_text("x")
+                                           and "pipeline", "-o", c.tmp / "d"], "no pipeline wrote"),
+    "pipeline marker garbage": (lambda c: ["pipeline", "-o", _marker(c, "{nope")], "not a wrn-deploy pipeline marker"),
+    "pipeline marker run id": (lambda c: ["pipeline", "-o", _marker(c, '{"format": "wrn-deploy.pipeline/1", '
+                                                                       '"run": 5}')], "pipeline marker"),
+    "pipeline checkpoint is onnx": (lambda c: ["pipeline", "--checkpoint", c.copy("m.onnx"), "-o", c.tmp / "p"],
+                                    "is an onnx file"),
+    "pipeline arch against checkpoint": (lambda c: ["pipeline", "--checkpoint", c.ckpt(), "--arch", "wrn-16-1", "-o",
+                                                    c.tmp / "p"], "leave --arch out"),
+    "pipeline data against checkpoint": (lambda c: ["pipeline", "--checkpoint", c.ckpt(), "--data", "cifar10", "-o",
+                                                    c.tmp / "p"], "trained on"),
+    "pipeline epochs with checkpoint": (lambda c: ["pipeline", "--checkpoint", c.ckpt(), "--epochs", "2", "-o",
+                                                   c.tmp / "p"], "--epochs trains"),
+    "pipeline device": (lambda c: ["pipeline", "--device", "tpu", "-o", c.tmp / "p"], "use auto, cpu, cuda"),
+    "pipeline data-dir missing": (lambda c: ["pipeline", "--data", "cifar10", "--data-dir", c.tmp / "no", "-o",
+                                             c.tmp / "p"], "does not exist"),
+    "pipeline agreement nan": (lambda c: ["pipeline", "--min-int8-agreement", "nan", "-o", c.tmp / "p"],
+                               "not a finite"),
+    "pipeline agreement above 100": (lambda c: ["pipeline", "--min-int8-agreement", "101", "-o", c.tmp / "p"],
+                                     "min-int8-agreement"),
+    "pipeline arch": (lambda c: ["pipeline", "--arch", "wrn-27-10", "-o", c.tmp / "p"], "valid forms"),
+    "pipeline checkpoint missing": (lambda c: ["pipeline", "--checkpoint", c.tmp / "no.safetensors", "-o",
+                                               c.tmp / "p"], "does not exist"),
+    # report
+    "report no report.json": (lambda c: [(c.tmp / "p").mkdir() or "report", c.tmp / "p"], "cannot read it"),
+    "report not json": (lambda c: ["report", _report_folder(c, "{nope")], "is not JSON"),
+    "report a list": (lambda c: ["report", _report_folder(c, [GOOD_REPORT])], "not a wrn-deploy pipeline report"),
+    "report other format": (lambda c: ["report", _report_folder(c, dict(GOOD_REPORT, format="x/1"))],
+                            "not a wrn-deploy pipeline report"),
+    "report rows missing": (lambda c: ["report", _report_folder(c, {k: v for k, v in GOOD_REPORT.items()
+                                                                    if k != "rows"})], "malformed"),
+    "report row gates missing": (lambda c: ["report", _report_folder(c, dict(GOOD_REPORT, rows=[{"artifact": "x",
+                                                                                           "passed": False}]))],
+                                 "malformed"),
+    "report folder is a file": (lambda c: [(c.tmp / "f").write_text("x") and "report", c.tmp / "f"], "is a file"),
+    "report one of two bad": (lambda c: ["report", _report_folder(c, "[]"), c.tmp / "missing"],
+                              "not a wrn-deploy pipeline report"),
+    # the smaller items: each message names the file or the candidate at fault
+    "card num_classes as text": (lambda c: ["eval", "--onnx", c.onnx_with_card(lambda d: d.update(num_classes="10"))],
+                                 "num_classes must be a whole number, got '10'"),
+    "card class name with a newline": (lambda c: ["eval", "--onnx", c.onnx_with_card(
+        lambda d: d.update(classes=["a\nb", *d["classes"][1:]]))], r"class 0 \('a\\nb'\) has a control"),
+    "quantize corrupt cached ranges": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-dir",
+                                                  _bad_ranges(c), "--calib-size", "128"],
+                                       "ranges.json: the cached calibration ranges are unreadable"),
+    "eval names the candidate at fault": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--onnx", _orphan(c)],
+                                          "edited.onnx: its source checkpoint .* is not here"),
+}
+CASES.update(NEW_DOORS)
+
+
+def _bad_ranges(c):
+    """A calibration folder whose cached ranges are garbage, where quantize will reuse them."""
+    cal = c.tmp / "cal"
+    shutil.copytree(c.art / "calib", cal)
+    (folder,) = cal.iterdir()
+    (folder / "ranges.json").write_text("{garbage")
+    return cal
+
+
 def _bad_ckpt_card(c):
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -510,11 +759,12 @@ def _run(argv) -> tuple:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input(case, art, tmp_path, monkeypatch):
+def test_bad_input(case, art, tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("WRN_DEPLOY_VERIFY_KEY", raising=False)
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # absent unless a case brings the stand-in
-    ctx = Ctx(tmp_path, art, monkeypatch)
+    template = request.getfixturevalue("python_repo") if case.startswith(("serve", "triton")) else None
+    ctx = Ctx(tmp_path, art, monkeypatch, template)
     ctx.mounts = []
     try:
         setup, fragment = CASES[case]
@@ -539,7 +789,7 @@ def test_bad_input(case, art, tmp_path, monkeypatch):
 
 
 def test_the_corpus_is_large_enough():
-    assert len(CASES) >= 80
+    assert len(CASES) >= 180 and len(NEW_DOORS) >= 60
 
 
 def test_debug_switch_shows_the_traceback(tmp_path):
@@ -646,3 +896,17 @@ def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path):
             tmp.write_text("second")
             out.write_text("first")  # the other run finishes first
     assert out.read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_a_full_disk_names_the_output(tmp_path):
+    """ENOSPC from a write carries no file name; the error names the output, not its temporary name."""
+    import errno
+
+    from wrn_deploy.fileio import atomic_output
+
+    out = tmp_path / "m.onnx"
+    with pytest.raises(OSError) as e, atomic_output(out) as tmp:
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert e.value.filename == str(out) and e.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []

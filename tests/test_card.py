@@ -58,6 +58,11 @@ def test_every_artifact_kind_reads_through_one_function(tmp_path):
     ({"kind": "zip"}, "kind"),
     ({"format": "wrn-deploy.card/1"}, "card format"),
     ({"step": None}, "malformed"),
+    ({"num_classes": "3"}, r"num_classes must be a whole number, got '3' \(str\)"),
+    ({"classes": ["a", "b\nc", "d"]}, r"class 1 \('b\\nc'\) has a control"),
+    ({"classes": ["a", "b", "c\u2028d"]}, "U\\+2028"),
+    ({"classes": ["a\u202eb", "b", "c"]}, "U\\+202E"),
+    ({"classes": [" a", "b", "c"]}, "white space"),
 ])
 def test_a_bad_card_is_one_clear_error(change, fragment):
     good = new_card("wrn-10-1", ["a", "b", "c"], 32, (0.5,) * 3, (0.25,) * 3, Step("x")).to_dict()
@@ -75,3 +80,63 @@ def test_unreadable_artifacts(tmp_path):
                            ("none.safetensors", "does not exist"), ("w.txt", "unknown artifact type")):
         with pytest.raises(UserError, match=fragment):
             read_card(tmp_path / path)
+
+
+@pytest.mark.parametrize("name", ["a\nb", "tab\there", "esc\x1b[31m", "nel\x85", "rtl\u202eoverride",
+                                  "zero\u200bwidth", "line\u2028sep", "para\u2029sep", "", "  ", "x" * 201])
+def test_unsafe_class_names_are_refused_at_card_creation(name):
+    with pytest.raises(UserError, match="class 1") as e:
+        new_card("wrn-10-1", ["ok", name, "fine"], 32, (0.5,) * 3, (0.25,) * 3, Step("train"))
+    assert "\n" not in e.value.format_message()
+    with pytest.raises(UserError, match="same name"):
+        new_card("wrn-10-1", ["ok", "ok"], 32, (0.5,) * 3, (0.25,) * 3, Step("train"))
+
+
+def test_class_folders_with_unsafe_names_are_refused_before_training(tmp_path):
+    from PIL import Image
+
+    from tests.conftest import run_cli
+
+    for name in ("cat", "dog\nbird"):
+        for split in ("train", "test"):
+            (tmp_path / "d" / split / name).mkdir(parents=True)
+            Image.new("RGB", (32, 32)).save(tmp_path / "d" / split / name / "0.png")
+    proc = run_cli("train", "--arch", "wrn-10-1", "--data", "imagefolder", "--data-dir", tmp_path / "d", "--out",
+                   tmp_path / "r", "--epochs", "1", check=False)
+    assert proc.returncode == 2 and "class 1 ('dog\\nbird') has a control" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "r" / "best.safetensors").exists()
+
+
+MARKUP = ["<b>cat", "a|b", "*bold*", "`code`", "x & y", "q\"uote", "ünïcödé 猫"]
+
+
+def test_markup_in_class_names_reaches_every_writer_intact_or_escaped(tmp_path):
+    """Class names with markup and separators are allowed: labels.txt has one name a line, JSON
+    reads back the same names, Markdown shows them escaped (no live HTML, no broken table)."""
+    from PIL import Image
+
+    from tests.conftest import run_cli
+
+    data = tmp_path / "d"
+    for i, name in enumerate(MARKUP):
+        for split in ("train", "test"):
+            (data / split / name).mkdir(parents=True)
+            for j in range(3):
+                Image.new("RGB", (32, 32), (30 * i, 9 * j, 5)).save(data / split / name / f"{j}.png")
+    run_cli("train", "--arch", "wrn-10-1", "--data", "imagefolder", "--data-dir", data, "--out", tmp_path / "r",
+            "--epochs", "1", "--val-size", "7", "--batch-size", "7", "--no-progress")
+    classes = sorted(MARKUP)  # ImageFolder's order
+    ckpt = tmp_path / "r" / "best.safetensors"
+    assert list(read_card(ckpt).classes) == classes
+    run_cli("export", ckpt, "-o", tmp_path / "m.onnx", "--no-verify")
+    run_cli("triton", tmp_path / "m.onnx", "-o", tmp_path / "repo", "--name", "m", "--backend", "python",
+            "--no-check-load")
+    assert (tmp_path / "repo" / "m" / "labels.txt").read_text(encoding="utf-8").splitlines() == classes
+    assert json.loads((tmp_path / "repo" / "m" / "card.json").read_text())["classes"] == classes
+    proc = run_cli("eval", "--onnx", tmp_path / "m.onnx", "--data", "imagefolder", "--data-dir", data,
+                   "--no-progress", check=False)
+    assert proc.returncode in (0, 1)
+    assert json.loads((tmp_path / "m.onnx.eval.json").read_text())["data"]["classes"] == classes
+    text = (tmp_path / "m.onnx.eval.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| classes |"))
+    assert row.count("|") == 3 and "<b>" not in row and "&lt;b&gt;cat" in row and "a&#124;b" in row

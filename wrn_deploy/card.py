@@ -175,14 +175,58 @@ def _ref(d) -> Ref | None:
     return None if d is None else Ref(**d)
 
 
+# Unicode categories a class name may not hold: it lands in labels.txt (one a line), one-line text
+# output (wrn-classify: tab-separated), Markdown and JSON. Control characters (newline, tab, escape),
+# line and paragraph separators, and invisible format characters (bidirectional overrides,
+# zero-width spaces) would split or disguise what a reader sees. Markup (<, |, *) is allowed and
+# escaped where a format needs it (parity.report.md; JSON escapes itself).
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+MAX_CLASS_NAME = 200  # characters
+
+
+def class_name_problem(index: int, name) -> str | None:
+    """Why class ``index`` named ``name`` cannot go into a card, or None."""
+    import unicodedata
+
+    if not isinstance(name, str) or not name.strip():
+        return f"class {index} has no name"
+    bad = next((c for c in name if unicodedata.category(c) in _UNSAFE_CATEGORIES), None)
+    if bad is not None:
+        return (f"class {index} ({name!r}) has a control, separator or invisible character (U+{ord(bad):04X}); "
+                "class names are written one a line")
+    if name != name.strip():
+        return f"class {index} ({name!r}) starts or ends with white space"
+    if len(name) > MAX_CLASS_NAME:
+        return f"class {index} has a name of {len(name)} characters, more than {MAX_CLASS_NAME}"
+    return None
+
+
+def check_class_names(classes, where: str) -> None:
+    """One UserError naming the first class name that is unsafe where it lands, or a repeated one."""
+    for i, name in enumerate(classes):
+        problem = class_name_problem(i, name)
+        if problem:
+            raise UserError(f"{where}: {problem}")
+    seen: dict = {}
+    for i, name in enumerate(classes):
+        if name in seen:
+            raise UserError(f"{where}: classes {seen[name]} and {i} have the same name {name!r}")
+        seen[name] = i
+
+
 def _check(card: Card, d: dict, where: str) -> None:
     problems = []
     if card.kind not in KINDS:
         problems.append(f"kind {card.kind!r} is not one of {', '.join(KINDS)}")
     if not isinstance(d["classes"], list) or not card.classes or not all(isinstance(c, str) for c in card.classes):
         problems.append("classes must be a non-empty list of names")
-    if "num_classes" in d and d["num_classes"] != len(card.classes):
-        problems.append(f"it names {len(card.classes)} classes but says num_classes={d['num_classes']}")
+    else:
+        problems += [p for p in (class_name_problem(i, c) for i, c in enumerate(card.classes)) if p][:1]
+    n = d.get("num_classes", len(card.classes))
+    if not isinstance(n, int) or isinstance(n, bool):
+        problems.append(f"num_classes must be a whole number, got {n!r} ({type(n).__name__})")
+    elif n != len(card.classes):
+        problems.append(f"it names {len(card.classes)} classes but says num_classes={n}")
     if card.input_size < 1:
         problems.append(f"input_size {card.input_size} is not positive")
     if len(card.mean) != 3 or len(card.std) != 3 or not all(map(math.isfinite, card.mean + card.std)) \
@@ -197,6 +241,7 @@ def _check(card: Card, d: dict, where: str) -> None:
 def new_card(arch: str, classes, input_size: int, mean, std, step: Step, **extra) -> Card:
     """The card of a freshly trained checkpoint: FP32, the input not normalised by the bare network
     (wrn-deploy's runners wrap it with the mean/std; exported graphs carry them inside)."""
+    check_class_names(list(classes), "the dataset's class names")
     return Card(kind="checkpoint", arch=arch, classes=tuple(classes), input_size=int(input_size),
                 mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std), precision=FP32,
                 input=InputSpec(normalized_in_graph=False), step=step, **extra)

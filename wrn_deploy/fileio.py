@@ -97,7 +97,12 @@ def atomic_output(path, mode: int | None = None, replace: bool = True):
         raise UserError(f"cannot write in {path.parent}: {e.strerror}") from None
     os.close(fd)
     try:
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        except OSError as e:  # a full disk says which output it could not write, not the temporary name
+            if e.errno is not None and e.filename in (None, tmp, str(tmp)):
+                raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(path)) from None
+            raise
         os.chmod(tmp, mode if mode is not None else 0o666 & ~umask())
         if replace:
             os.replace(tmp, path)

@@ -10,8 +10,11 @@ it. The bytes that are verified are the bytes that are deserialized.
 
 Trust policy: a public key given with ``--verify-key`` or named by the environment variable
 ``WRN_DEPLOY_VERIFY_KEY`` makes every plan need a valid signature; without one, a plan that has a
-signature beside it is refused (it cannot be checked), an unsigned plan loads with a warning, and
-engine host code never runs.
+signature beside it is refused (it cannot be checked), an unsigned plan with a matching manifest
+loads, and engine host code never runs. A plan that cannot be verified (no manifest, or one whose
+size or sha256 does not match) is refused unless the user accepts the risk by name
+(``--allow-unverified``); even then a key's signature requirement still holds. The C++ program
+(``cpp/src/card.cpp``, ``check_plan``) applies the same rules.
 """
 
 import base64
@@ -23,11 +26,13 @@ from pathlib import Path
 from wrn_deploy.card import manifest_path
 from wrn_deploy.errors import UserError
 
-__all__ = ["manifest_path", "signature_path", "read_manifest", "check_integrity", "check_compatible",
-           "load_private_key", "sign_bytes", "verify_signature", "trusted_key", "generate_keypair"]
+__all__ = ["ALLOW_UNVERIFIED", "Trust", "check_compatible", "check_integrity", "generate_keypair",
+           "load_private_key", "manifest_path", "read_manifest", "sign_bytes", "signature_path", "trusted_key",
+           "verify_signature"]
 
 FORMAT = "wrn-deploy.engine/1"
 KEY_ENV = "WRN_DEPLOY_VERIFY_KEY"
+ALLOW_UNVERIFIED = "--allow-unverified"  # the one option that accepts an unverifiable plan
 # What a loader relies on, with the type it must have.
 _REQUIRED = {"format": str, "tensorrt_version": str, "gpu": str, "compute_capability": list, "build": dict,
              "plan_sha256": str, "plan_bytes": int, "card": dict}
@@ -67,13 +72,61 @@ def _version(text: str, where) -> tuple:
     return major, minor
 
 
-def check_integrity(plan, manifest: dict, data: bytes) -> None:
-    """``data`` (the plan's bytes, read once) must be exactly those the manifest describes."""
+def integrity_problem(plan, manifest: dict, data: bytes) -> str | None:
+    """Why ``data`` (the plan's bytes, read once) are not exactly those the manifest describes, or None."""
     if len(data) != manifest["plan_bytes"]:
-        raise UserError(f"{plan} is {len(data)} bytes but its manifest says {manifest['plan_bytes']}: "
-                        "truncated or replaced; refusing to load it")
+        return f"{plan} is {len(data)} bytes but its manifest says {manifest['plan_bytes']}: truncated or replaced"
     if hashlib.sha256(data).hexdigest() != manifest["plan_sha256"]:
-        raise UserError(f"{plan} does not match the sha256 in its manifest: modified; refusing to load it")
+        return f"{plan} does not match the sha256 in its manifest: modified"
+    return None
+
+
+def check_integrity(plan, manifest: dict, data: bytes) -> None:
+    problem = integrity_problem(plan, manifest, data)
+    if problem:
+        raise UserError(f"{problem}; refusing to load it ({ALLOW_UNVERIFIED} accepts the risk)")
+
+
+class Trust:
+    """The trust policy for one plan, applied in two halves: ``preflight`` before any bytes are read
+    (manifest, key, signature presence) and ``verify`` on the exact bytes that will be used."""
+
+    def __init__(self, plan, verify_key=None, allow_unverified: bool = False, warn=print):
+        self.plan, self.allow, self.warn = Path(plan), allow_unverified, warn
+        self.manifest = self.manifest_bytes = None
+        self.key = None
+        self._verify_key = verify_key
+
+    def preflight(self) -> "Trust":
+        plan = self.plan
+        if not plan.is_file():
+            raise UserError(f"engine {plan} " + ("is not a regular file" if plan.exists() else "does not exist"))
+        self.manifest, self.manifest_bytes = read_manifest(plan)
+        self.key = trusted_key(self._verify_key)
+        if self.key is None and signature_path(plan).exists():
+            raise UserError(f"{plan} is signed, but no key is given to verify it: pass --verify-key or set {KEY_ENV}")
+        if self.manifest is None and self.key is not None:
+            raise UserError(f"{plan} has no manifest ({manifest_path(plan).name}), and the trust policy ({self.key}) "
+                            "requires a signature over plan and manifest; refusing to load it")
+        if self.manifest is None:
+            what = (f"{plan} has no manifest ({manifest_path(plan).name}), so its size and sha256 cannot be "
+                    "checked and a plan is executable code")
+            if not self.allow:
+                raise UserError(f"{what}; refusing to load it ({ALLOW_UNVERIFIED} accepts the risk)")
+            self.warn(f"warning: {what}; loading it unverified ({ALLOW_UNVERIFIED})")
+        return self
+
+    def verify(self, data: bytes) -> None:
+        """``data`` are the bytes TensorRT will read (or a repository will hold)."""
+        if self.key is not None:
+            verify_signature(self.plan, self.key, data, self.manifest_bytes)
+        if self.manifest is None:
+            return
+        problem = integrity_problem(self.plan, self.manifest, data)
+        if problem and not self.allow:
+            raise UserError(f"{problem}; refusing to load it ({ALLOW_UNVERIFIED} accepts the risk)")
+        if problem:
+            self.warn(f"warning: {problem}; loading it unverified ({ALLOW_UNVERIFIED})")
 
 
 def check_compatible(manifest: dict, trt_version: str, capability: tuple, gpu: str) -> None:

@@ -51,6 +51,30 @@ std::array<float, 3> three_numbers(const json& obj, const char* key, const std::
     return out;
 }
 
+// A class name lands in labels, one-line text output and JSON: no control characters, no Unicode
+// line/paragraph separators, bidirectional overrides or invisible format characters (the rule of
+// wrn_deploy/card.py's check_class_names), no surrounding spaces.
+bool safe_class_name(const std::string& name) {
+    if (name.empty() || name.front() == ' ' || name.back() == ' ') return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(name[i]);
+        if (c < 0x20 || c == 0x7f) return false;
+        if (c == 0xC2 && i + 1 < name.size() && static_cast<unsigned char>(name[i + 1]) >= 0x80 &&
+            static_cast<unsigned char>(name[i + 1]) <= 0x9F)
+            return false;  // C1 controls (U+0080..U+009F), U+0085 NEL among them
+        if (c == 0xE2 && i + 2 < name.size()) {
+            const unsigned char b = static_cast<unsigned char>(name[i + 1]), d = static_cast<unsigned char>(name[i + 2]);
+            // U+200B..U+200F, U+2028..U+202E, U+2060..U+2069
+            if (b == 0x80 && ((d >= 0x8B && d <= 0x8F) || (d >= 0xA8 && d <= 0xAE))) return false;
+            if (b == 0x81 && d >= 0xA0 && d <= 0xA9) return false;
+        }
+        if (c == 0xEF && i + 2 < name.size() && static_cast<unsigned char>(name[i + 1]) == 0xBB &&
+            static_cast<unsigned char>(name[i + 2]) == 0xBF)
+            return false;  // U+FEFF
+    }
+    return true;
+}
+
 }  // namespace
 
 namespace {
@@ -69,6 +93,9 @@ Card card_from(const json& d, const std::string& where) {
         throw Error(where + ": the card is invalid: classes must be a non-empty list of names");
     for (const json& name : classes) {
         if (!name.is_string()) throw Error(where + ": the card is invalid: classes must be a non-empty list of names");
+        if (!safe_class_name(name.get<std::string>()))
+            throw Error(where + ": the card is invalid: class " + std::to_string(c.classes.size()) +
+                        " has control, separator or invisible characters (or surrounding spaces)");
         c.classes.push_back(name.get<std::string>());
     }
     auto num = d.find("num_classes");
@@ -141,11 +168,13 @@ std::vector<char> read_file(const std::string& path, std::uint64_t max_bytes, co
     return data;
 }
 
-PlanManifest check_plan(const std::string& plan_path, const std::vector<char>& plan_bytes) {
+PlanManifest check_plan(const std::string& plan_path, const std::vector<char>& plan_bytes, bool allow_unverified) {
     const std::string man_path = plan_path + ".json";
     struct stat st {};
     if (::stat(man_path.c_str(), &st) != 0)
-        throw Error(plan_path + " has no manifest (" + man_path + "), so it cannot be checked; refusing to load it");
+        throw Error(plan_path + " has no manifest (" + man_path + "), so its size and sha256 cannot be checked and "
+                    "its card is unknown; refusing to load it (--allow-unverified does not help: this program "
+                    "needs the card)");
     std::vector<char> raw = read_file(man_path, kMaxManifestBytes, "manifest");
     json m = json::parse(raw.begin(), raw.end(), nullptr, /*allow_exceptions=*/false);
     if (m.is_discarded()) throw Error(man_path + " is not valid UTF-8 JSON");
@@ -179,13 +208,21 @@ PlanManifest check_plan(const std::string& plan_path, const std::vector<char>& p
     if (want_size.get<long long>() < 0) throw Error(man_path + ": plan_bytes is negative; the manifest is damaged");
     const json& card = need("card", json::value_t::object);
 
-    // The same order and wording as wrn_deploy.plan_trust.check_integrity: size, then hash,
+    // The same order and wording as wrn_deploy.plan_trust.integrity_problem: size, then hash,
     // over exactly the bytes that will be deserialized.
+    std::string problem;
     if (static_cast<unsigned long long>(want_size.get<long long>()) != plan_bytes.size())
-        throw Error(plan_path + " is " + std::to_string(plan_bytes.size()) + " bytes but its manifest says " +
-                    std::to_string(want_size.get<long long>()) + ": truncated or replaced; refusing to load it");
-    if (sha256_hex(plan_bytes.data(), plan_bytes.size()) != want_sha)
-        throw Error(plan_path + " does not match the sha256 in its manifest: modified; refusing to load it");
+        problem = plan_path + " is " + std::to_string(plan_bytes.size()) + " bytes but its manifest says " +
+                  std::to_string(want_size.get<long long>()) + ": truncated or replaced";
+    else if (sha256_hex(plan_bytes.data(), plan_bytes.size()) != want_sha)
+        problem = plan_path + " does not match the sha256 in its manifest: modified";
+    if (!problem.empty() && !allow_unverified)
+        throw Error(problem + "; refusing to load it (--allow-unverified accepts the risk)");
+    if (!problem.empty()) {
+        for (char& ch : problem)
+            if (ch == '\n' || ch == '\r') ch = ' ';
+        std::fprintf(stderr, "wrn-classify: warning: %s; loading it unverified (--allow-unverified)\n", problem.c_str());
+    }
     struct stat sig {};
     if (::stat((plan_path + ".sig").c_str(), &sig) == 0)
         throw Error(plan_path + " is signed (" + plan_path + ".sig) and this program cannot verify signatures; "

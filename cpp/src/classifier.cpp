@@ -26,7 +26,7 @@ std::unique_ptr<Backend> open_onnxruntime(const std::string& path, const Options
 bool have_tensorrt() { return false; }
 std::unique_ptr<Backend> open_tensorrt(const std::string& path, const std::vector<char>&, const PlanManifest&,
                                        const Options&) {
-    throw Error(path + " passed its manifest check, but this build of wrn-classify has no TensorRT backend "
+    throw Error(path + ": this build of wrn-classify has no TensorRT backend "
                 "(TensorRT was not found when it was compiled); run the .onnx file instead");
 }
 #endif
@@ -64,7 +64,7 @@ std::unique_ptr<Classifier> Classifier::open(const std::string& path, const Opti
         c->backend_ = open_onnxruntime(path, options, c->card_);
     } else {
         std::vector<char> plan = read_file(path, kMaxPlanBytes, "plan");
-        PlanManifest manifest = check_plan(path, plan);
+        PlanManifest manifest = check_plan(path, plan, options.allow_unverified);
         c->card_ = manifest.card;
         c->backend_ = open_tensorrt(path, plan, manifest, options);
     }

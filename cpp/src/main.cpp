@@ -9,6 +9,8 @@
 #include <iostream>
 #include <new>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 #include "backends.hpp"
@@ -23,7 +25,8 @@ std::string one_line(std::string text) {
 }
 
 const char* kUsage =
-    "usage: wrn-classify --model FILE [--topk K] [--json] [--batch N] [--threads N] [--dump-input FILE] IMAGE...\n"
+    "usage: wrn-classify --model FILE [--topk K] [--json] [--batch N] [--threads N] [--dump-input FILE [--force]]\n"
+    "                    [--allow-unverified] IMAGE...\n"
     "\n"
     "Classify PNG or JPEG images with a wrn-deploy model: a .onnx file (FP32, FP16 or INT8; ONNX Runtime on\n"
     "the CPU) or a .plan/.engine TensorRT engine with its manifest (builds with TensorRT only).\n"
@@ -34,14 +37,19 @@ const char* kUsage =
     "  --json             print one JSON object with the top-k and all logits of every image\n"
     "  --batch N          images per inference call (default 32)\n"
     "  --threads N        ONNX Runtime intra-op threads (default: ONNX Runtime's choice)\n"
-    "  --dump-input FILE  also write the exact input tensor (float32, N x 3 x S x S, native byte order)\n"
+    "  --dump-input FILE  also write the exact input tensor (float32, N x 3 x S x S, native byte order);\n"
+    "                     an existing FILE is replaced only with --force, an input never\n"
+    "  --force            replace an existing --dump-input FILE\n"
+    "  --allow-unverified load a plan whose size or sha256 does not match its manifest (executable\n"
+    "                     code: only a plan you trust)\n"
     "  --help             this text\n";
 
 struct Args {
     std::string model, dump;
     int topk = 5, batch = 32, threads = 0;
-    bool json = false;
+    bool json = false, force = false, allow_unverified = false;
     std::vector<std::string> images;
+    std::string dump_tmp;  // where the dump is written until it is complete
 };
 
 int parse_int(const std::string& opt, const char* text, int lo, int hi) {
@@ -52,6 +60,27 @@ int parse_int(const std::string& opt, const char* text, int lo, int hi) {
         throw wrn::Error(opt + " needs an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
                          ", got '" + std::string(text).substr(0, 40) + "'");
     return static_cast<int>(v);
+}
+
+bool same_file(const struct stat& a, const std::string& path) {
+    struct stat b {};
+    return ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// --dump-input never replaces an input (the model, its manifest, an image, even through a link),
+// and replaces another existing file only with --force.
+void check_dump(const Args& a) {
+    if (a.dump == a.model) throw wrn::Error("--dump-input " + a.dump + " is the model file; choose another name");
+    struct stat st {};
+    if (::lstat(a.dump.c_str(), &st) != 0) return;
+    if (::stat(a.dump.c_str(), &st) == 0) {
+        std::vector<std::string> inputs = a.images;
+        inputs.push_back(a.model);
+        inputs.push_back(a.model + ".json");
+        for (const std::string& in : inputs)
+            if (same_file(st, in)) throw wrn::Error("--dump-input " + a.dump + " is the input " + in + "; choose another name");
+    }
+    if (!a.force) throw wrn::Error("--dump-input " + a.dump + " exists; pass --force to replace it");
 }
 
 // Returns false when --help was asked for.
@@ -82,6 +111,8 @@ bool parse(int argc, char** argv, Args& a) {
         };
         if (arg == "--help" || arg == "-h") return false;
         if (arg == "--json" && !inline_value) a.json = true;
+        else if (arg == "--force" && !inline_value) a.force = true;
+        else if (arg == "--allow-unverified" && !inline_value) a.allow_unverified = true;
         else if (arg == "--model") a.model = need(arg);
         else if (arg == "--dump-input") a.dump = need(arg);
         else if (arg == "--topk") a.topk = parse_int(arg, need(arg).c_str(), 1, 1000000);
@@ -91,7 +122,7 @@ bool parse(int argc, char** argv, Args& a) {
     }
     if (a.model.empty()) throw wrn::Error("--model FILE is required (see --help)");
     if (a.images.empty()) throw wrn::Error("no images given (see --help)");
-    if (!a.dump.empty() && a.dump == a.model) throw wrn::Error("--dump-input must not be the model file");
+    if (!a.dump.empty()) check_dump(a);
     return true;
 }
 
@@ -101,18 +132,20 @@ std::string percent(double p) {
     return buf;
 }
 
-int run(const Args& a) {
+int run(Args& a) {
     wrn::Options opts;
     opts.threads = a.threads;
     opts.max_batch = a.batch;
+    opts.allow_unverified = a.allow_unverified;
     auto clf = wrn::Classifier::open(a.model, opts);
     const wrn::Card& card = clf->card();
     const int classes = static_cast<int>(card.classes.size());
 
     std::ofstream dump;
     const bool dumping = !a.dump.empty();
-    if (!a.dump.empty()) {
-        dump.open(a.dump, std::ios::binary | std::ios::trunc);
+    if (!a.dump.empty()) {  // written under a temporary name, renamed into place when complete
+        a.dump_tmp = a.dump + ".wrn-tmp." + std::to_string(::getpid());
+        dump.open(a.dump_tmp, std::ios::binary | std::ios::trunc);
         if (!dump) throw wrn::Error("cannot write --dump-input file " + a.dump);
     }
     // Images are decoded and run a batch at a time; results are printed only when all succeeded.
@@ -132,7 +165,9 @@ int run(const Args& a) {
     }
     if (dumping) {
         dump.close();
-        if (!dump) throw wrn::Error("cannot write --dump-input file " + a.dump);
+        if (!dump || std::rename(a.dump_tmp.c_str(), a.dump.c_str()) != 0)
+            throw wrn::Error("cannot write --dump-input file " + a.dump);
+        a.dump_tmp.clear();
     }
 
     if (a.json) {
@@ -161,15 +196,15 @@ int main(int argc, char** argv) {
         }
         return run(a);
     } catch (const wrn::Error& e) {
-        if (!a.dump.empty()) std::remove(a.dump.c_str());
+        if (!a.dump_tmp.empty()) std::remove(a.dump_tmp.c_str());
         std::cerr << "wrn-classify: error: " << one_line(e.what()) << "\n";
         return 2;
     } catch (const std::bad_alloc&) {
-        if (!a.dump.empty()) std::remove(a.dump.c_str());
+        if (!a.dump_tmp.empty()) std::remove(a.dump_tmp.c_str());
         std::cerr << "wrn-classify: error: out of memory\n";
         return 3;
     } catch (const std::exception& e) {
-        if (!a.dump.empty()) std::remove(a.dump.c_str());
+        if (!a.dump_tmp.empty()) std::remove(a.dump_tmp.c_str());
         std::cerr << "wrn-classify: error: unexpected: " << one_line(e.what()) << "\n";
         return 3;
     }

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import run_cli
+from tests.engine import fake_tensorrt
 from wrn_deploy import plan_trust as M
 from wrn_deploy.engine.onnx_to_plan import BuildOptions, build_engine
 from wrn_deploy.errors import UserError
@@ -73,15 +74,32 @@ def test_modified_or_truncated_plan_is_refused_before_loading(plan):
         TrtRunner(plan, device="cpu").activate()
 
 
-def test_plan_without_manifest_warns_then_tries(plan):
+def test_plan_without_manifest_is_refused_unless_allowed(plan, monkeypatch):
     M.manifest_path(plan).unlink()
+    calls = []
+    monkeypatch.setattr(fake_tensorrt.Runtime, "deserialize_cuda_engine",
+                        lambda self, data, real=fake_tensorrt.Runtime.deserialize_cuda_engine: calls.append(1)
+                        or real(self, data))
+    with pytest.raises(UserError, match="no manifest.*--allow-unverified accepts the risk"):
+        TrtRunner(plan, device="cpu").activate()
+    assert not calls  # refused before TensorRT saw a byte
     warnings = []
-    with TrtRunner(plan, device="cpu", warn=warnings.append) as runner:
+    with TrtRunner(plan, device="cpu", warn=warnings.append, allow_unverified=True) as runner:
         assert runner.infer(torch.rand(2, 3, 32, 32)).shape == (2, 10)
-    assert "no manifest" in warnings[0]
+    assert len(warnings) == 1 and "no manifest" in warnings[0] and calls == [1]
     plan.write_bytes(b"garbage")
     with pytest.raises(UserError, match="could not deserialize"):
-        TrtRunner(plan, device="cpu", warn=warnings.append).activate()
+        TrtRunner(plan, device="cpu", warn=warnings.append, allow_unverified=True).activate()
+
+
+def test_a_mismatched_plan_loads_only_when_allowed(plan):
+    data = bytearray(plan.read_bytes())
+    data[-3] ^= 0xFF  # in the weights: the stand-in still deserializes it
+    plan.write_bytes(bytes(data))
+    warnings = []
+    with TrtRunner(plan, device="cpu", warn=warnings.append, allow_unverified=True):
+        pass
+    assert "modified" in warnings[0] and "--allow-unverified" in warnings[0]
 
 
 def test_other_tensorrt_or_gpu_gets_one_clear_sentence(plan):

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from tests.conftest import SHARED, run_cli
+from tests.conftest import CIFAR10_CLASSES, SHARED, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_fp32_onnx_passes_with_a_full_report(cifar_models, cifar_dir):
     rep = json.loads((cifar_models / "m.onnx.eval.json").read_text())
     s = rep["stats"]
     assert rep["data"] == {"dataset": "cifar10", "split": "test", "images": 1000, "calibration_overlap": 0,
-                           "skipped_unreadable": 0}
+                           "skipped_unreadable": 0, "classes": CIFAR10_CLASSES}
     assert s["agreement"] == 100.0 and s["max_abs_logit_diff"] < 1e-3 and s["mcnemar_p"] == 1.0
     # One epoch on 1,200 real images learns something; on the generated stand-ins it need not.
     assert (10 if SHARED.is_dir() else 0) < s["ref_top1"] < 100 and s["ref_top5"] >= s["ref_top1"]

@@ -62,15 +62,34 @@ def test_int8_gate_certifies_only_when_the_sample_resolves_the_budget():
         ref[lost:lost + gained] = np.eye(10)[(labels[lost:lost + gained] + 1) % 10]
         return Gates().check(paired(ref, cand, labels, resamples=10), "int8")
 
-    (drop, sample) = int8(1000, 2, 0)
+    (drop, _, sample) = int8(1000, 2, 0)
     assert drop[2] and sample[2] and sample[0].startswith("certified") and sample[1] == pytest.approx(
         100 * np.sqrt((0.002 - 0.002**2) / 1000))
-    (drop, sample) = int8(200, 1, 0)
+    (drop, _, sample) = int8(200, 1, 0)
     assert drop[2] and not sample[2] and "needs about 400 images" in sample[0]
-    (drop, sample) = int8(1000, 30, 30)                              # drop 0, SE 0.77 points
+    (drop, _, sample) = int8(1000, 30, 30)                           # drop 0, SE 0.77 points
     assert drop[1] == 0.0 and drop[2] and not sample[2]
     assert sample[1] == pytest.approx(drop_standard_error(1000, 60, 0.0)) and sample[1] > 0.5
     assert f"needs about {int8_images_needed(60, 1000, 0.5)} images" in sample[0]
     assert int8_images_needed(60, 1000, 0.5) == 2400                 # 6% x (100 / 0.5)^2
-    (drop, sample) = int8(1000, 7, 0)                                # a real drop is still a failure
+    (drop, _, sample) = int8(1000, 7, 0)                             # a real drop is still a failure
     assert not drop[2] and drop[1] == pytest.approx(0.7)
+
+
+def test_int8_gate_needs_agreement_as_well_as_the_drop():
+    """An INT8 model that loses as many right answers as it gains passes the drop; the agreement
+    gate (limits.INT8_MIN_AGREEMENT) fails it, on a sample large enough to certify the drop."""
+    from wrn_deploy.limits import INT8_MIN_AGREEMENT
+
+    labels = np.arange(4000) % 10
+    ref = np.eye(10)[labels]
+    cand = ref.copy()
+    swap = 4000 * (100 - INT8_MIN_AGREEMENT) / 100 + 40      # just beyond the default's disagreements
+    n = int(swap) // 2
+    cand[:n] = np.eye(10)[(labels[:n] + 1) % 10]            # n right answers lost...
+    ref[n:2 * n] = np.eye(10)[(labels[n:2 * n] + 1) % 10]   # ...and n gained: no drop at all
+    drop, agree, _ = Gates().check(paired(ref, cand, labels, resamples=10), "int8")
+    assert drop[1] == 0.0 and drop[2]
+    assert agree[0] == f"top-1 agreement >= {INT8_MIN_AGREEMENT:g}%" and agree[1] < INT8_MIN_AGREEMENT
+    assert not agree[2]
+    assert Gates(int8_min_agreement=agree[1]).check(paired(ref, cand, labels, resamples=10), "int8")[1][2]

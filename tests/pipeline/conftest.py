@@ -9,9 +9,11 @@ from tests.conftest import once, run_cli
 # INT8 budget is 5 points (25 images), not 0.5 (2.5 images): these tests assert the pipeline's exit
 # code, which must not hang on a few images whose INT8 answer differs between CPUs (ONNX Runtime's
 # integer kernels round differently with VNNI/AMX than with AVX2). tests/parity/test_stats.py holds
-# the gate's arithmetic at the real budget.
+# the gate's arithmetic at the real budget. The INT8 agreement gate is at 80% for the same reason: a
+# one-epoch WRN-10-1 has many near-ties (the two-epoch kit's CPU-form INT8 agreed with FP32 on 94%
+# of the synthetic test images here), while a broken quantization still fails it.
 FAST = ("--arch", "wrn-10-1", "--epochs", "1", "--eval-images", "500", "--calib-size", "64",
-        "--max-int8-drop", "5", "--bench-requests", "10", "--no-progress")
+        "--max-int8-drop", "5", "--min-int8-agreement", "80", "--bench-requests", "10", "--no-progress")
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,10 @@ def test_first_run_scores_every_artifact_against_one_reference(first_run):
         for name in ("plan-fp32", "plan-fp16", "plan-int8"):
             assert rows[name]["status"] == "skipped" and "TensorRT" in rows[name]["reason"]
     assert rep["data"]["images"] == 500 and rep["passed"] is True
+    assert rep["gates"]["int8_min_agreement"] == 80 and all(
+        any(g["gate"] == "top-1 agreement >= 80%" for g in rows[n]["gates"]) for n in ("int8", "int8-cpu"))
+    assert "- Gates: FP32 agreement >= 99.9%; FP16 agreement >= 99%; INT8 drop <= 5 pts and agreement >= 80%" in \
+        (out / "report.md").read_text()
     manifest = out / rep["calibration"]["manifest"]
     assert manifest.is_file() and json.loads(manifest.read_text())["size"] == 64
     text = (out / "report.md").read_text()
@@ -52,8 +56,8 @@ def test_first_run_scores_every_artifact_against_one_reference(first_run):
 def test_the_report_matches_a_standalone_eval(first_run, tmp_path):
     """The pipeline's INT8 row is what `wrn-deploy eval` measures on the same images."""
     out, _ = first_run
-    run_cli("eval", "--onnx", out / "model.int8.onnx", "--images", "500", "--max-int8-drop", "5", "-o", tmp_path / "e",
-            "--no-progress")
+    run_cli("eval", "--onnx", out / "model.int8.onnx", "--images", "500", "--max-int8-drop", "5",
+            "--min-int8-agreement", "80", "-o", tmp_path / "e", "--no-progress")
     alone = json.loads((tmp_path / "e.json").read_text())["stats"]
     row = next(r for r in report(out)["rows"] if r["artifact"] == "int8")
     assert row["stats"] == alone

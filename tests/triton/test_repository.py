@@ -41,7 +41,8 @@ def test_python_backend_for_a_checkpoint(tmp_path):
     ckpt = make_checkpoint(tmp_path / "c.safetensors", arch="wrn-10-1")
     run_cli("triton", ckpt, "--repo", tmp_path / "repo", "--backend", "python", "--name", "ck", "--no-check-load")
     version = tmp_path / "repo" / "ck" / "1"
-    assert sorted(p.name for p in version.iterdir()) == ["model.py", "model.safetensors"]
+    assert sorted(p.name for p in version.iterdir()) == ["__pycache__", "model.py", "model.safetensors"]
+    assert (version / "__pycache__").is_file()  # a file, so the server's Python cannot leave bytecode there
     assert 'backend: "python"' in (tmp_path / "repo" / "ck" / "config.pbtxt").read_text()
 
 
@@ -121,3 +122,58 @@ def test_umask_applies(served_onnx, tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "repo" / "u" / "config.pbtxt").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_file_record_is_what_serve_checks(served_onnx, tmp_path):
+    """triton records every file with its sha256 (relative paths, the same bytes for the same files);
+    check_repository accepts exactly that, and with allow_unverified serves a changed one with a
+    warning instead of refusing it."""
+    from wrn_deploy.triton.files import RECORD, check_repository
+
+    for repo in ("a", "b"):
+        run_cli("triton", served_onnx, "-o", tmp_path / repo, "--name", "m", "--backend", "python", "--no-check-load")
+    record = (tmp_path / "a" / "m" / RECORD).read_text()
+    assert record == (tmp_path / "b" / "m" / RECORD).read_text() and str(tmp_path) not in record
+    assert sorted(json.loads(record)["files"]) == ["1/__pycache__", "1/model.onnx", "1/model.py", "card.json",
+                                                   "config.pbtxt", "labels.txt"]
+    check_repository(tmp_path / "a")
+    (tmp_path / "a" / "m" / "1" / "model.py").write_text("print('not ours')\n")
+    with pytest.raises(UserError, match="model.py changed.*--allow-unverified serves it anyway"):
+        check_repository(tmp_path / "a")
+    warnings = []
+    check_repository(tmp_path / "a", allow_unverified=True, warn=warnings.append)
+    assert len(warnings) == 1 and "model.py" in warnings[0] and "serving it anyway" in warnings[0]
+
+
+def test_a_plan_is_verified_before_it_is_copied(tmp_path, monkeypatch):
+    """triton copies exactly the bytes the trust policy verified; a modified plan needs
+    --allow-unverified, and the repository then records what was copied."""
+    import hashlib
+
+    from tests.engine import fake_tensorrt
+    from tests.export.conftest import make_checkpoint
+    from wrn_deploy.engine.onnx_to_plan import BuildOptions, build_engine
+
+    run_cli("export", make_checkpoint(tmp_path / "c.safetensors", arch="wrn-10-1"), "-o", tmp_path / "m.onnx",
+            "--no-verify")
+    import torch
+
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.as_module())  # the stand-in builds the plan
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in H100")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    build_engine(tmp_path / "m.onnx", tmp_path / "m.plan", BuildOptions(opt_batch=8, max_batch=32))
+    run_cli("triton", tmp_path / "m.plan", "-o", tmp_path / "repo", "--name", "p", "--no-check-load")
+    copied = tmp_path / "repo" / "p" / "1" / "model.plan"
+    assert copied.read_bytes() == (tmp_path / "m.plan").read_bytes()
+    data = bytearray((tmp_path / "m.plan").read_bytes())
+    data[-2] ^= 1
+    (tmp_path / "m.plan").write_bytes(bytes(data))
+    proc = run_cli("triton", tmp_path / "m.plan", "-o", tmp_path / "repo", "--name", "q", "--no-check-load",
+                   check=False)
+    assert proc.returncode == 2 and "modified" in proc.stderr and not (tmp_path / "repo" / "q").exists()
+    proc = run_cli("triton", tmp_path / "m.plan", "-o", tmp_path / "repo", "--name", "q", "--no-check-load",
+                   "--allow-unverified")
+    assert "loading it unverified" in proc.stdout
+    files = json.loads((tmp_path / "repo" / "q" / "wrn-deploy-files.json").read_text())["files"]
+    assert files["1/model.plan"] == hashlib.sha256(bytes(data)).hexdigest()

@@ -2,8 +2,9 @@
 
 import click
 
-from wrn_deploy.commands.options import (batch_size_option, data_options, force_option, images_option, instances_option,
-                                         output_option, requests_option)
+from wrn_deploy.commands.options import (allow_unverified_option, batch_size_option, data_options, force_option,
+                                         images_option, instances_option, output_option, requests_option,
+                                         verify_key_option)
 
 
 @click.command()
@@ -18,10 +19,12 @@ from wrn_deploy.commands.options import (batch_size_option, data_options, force_
 @instances_option()
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Inference threads of the local runner (Triton's instances use one each).")
+@verify_key_option()
+@allow_unverified_option()
 @output_option("Also write the table (Markdown) here, and its JSON to OUTPUT.json.")
 @force_option(help="Replace an existing --output.")
 def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, concurrency, triton, instances, threads,
-          output, force):
+          verify_key, allow_unverified, output, force):
     """Measure ARTIFACT: p50/p90/p99 latency and throughput after warm-up, on real images."""
     from pathlib import Path
 
@@ -41,15 +44,17 @@ def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, co
     if output:
         for suffix in ("", ".json"):
             check_output(f"{output}{suffix}", (artifact,), force)
+    local = runner_for(artifact, threads=threads, verify_key=verify_key, allow_unverified=allow_unverified)
+    local.check()  # the trust policy before any image loads
     card = read_card(artifact)
     x = for_card(card, "test", data, data_dir, skip_bad=skip_bad_images).first(images).images().numpy()
-    rows = [B.bench_local(runner_for(artifact, threads=threads), x, batch, requests).to_dict()]
+    rows = [B.bench_local(local, x, batch, requests).to_dict()]
     if triton:
         from wrn_deploy.triton.config import ServeOptions
         from wrn_deploy.triton.server import served_artifact
 
         opts = ServeOptions("m", "python", max_batch=max(batch, 32), instances=instances)
-        with served_artifact(artifact, opts) as server:
+        with served_artifact(artifact, opts, verify_key=verify_key, allow_unverified=allow_unverified) as server:
             for protocol, url in (("http", server.http), ("grpc", server.grpc)):
                 for c in levels:
                     rows.append(B.bench_triton(protocol, url, "m", x, batch, requests, c).to_dict())

@@ -3,9 +3,10 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import (Finite, allow_other_data_option, batch_size_option, data_options,
-                                         device_option, force_option, images_option, max_int8_drop_option,
-                                         output_option, progress_option, resolve_device, spelled)
+from wrn_deploy.commands.options import (Finite, allow_other_data_option, allow_unverified_option, batch_size_option,
+                                         data_options, device_option, force_option, images_option,
+                                         max_int8_drop_option, min_int8_agreement_option, output_option,
+                                         progress_option, resolve_device, spelled, verify_key_option)
 
 
 @click.command(name="eval")
@@ -27,17 +28,19 @@ from wrn_deploy.commands.options import (Finite, allow_other_data_option, batch_
 @click.option("--min-fp16-agreement", type=Finite(0, 100), default=limits.FP16_MIN_AGREEMENT, show_default=True,
               help="FP16 gate, %.")
 @max_int8_drop_option("INT8 gate: largest allowed top-1 drop against FP32, points.")
+@min_int8_agreement_option()
 @click.option("--allow-calibration-overlap", is_flag=True, help="Score an INT8 model on its calibration images.")
 @allow_other_data_option("Score on data other than the model's (same classes).")
-@click.option("--verify-key", type=click.Path(dir_okay=False), help="Ed25519 public key the plan must verify with.")
+@verify_key_option()
 @click.option("--allow-host-code", is_flag=True, help="Let a trusted version-compatible plan run its host code.")
+@allow_unverified_option()
 @output_option("Report prefix: writes OUTPUT.json and OUTPUT.md [default: CANDIDATE.eval beside each candidate; "
                "only with one candidate].", name="report", old=["--report"])
 @force_option
 @progress_option
 def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, split, limit, batch, provider, device,
-          min_agreement, min_fp16_agreement, max_int8_drop, allow_calibration_overlap, allow_other_data, verify_key,
-          allow_host_code, report, force, progress):
+          min_agreement, min_fp16_agreement, max_int8_drop, min_int8_agreement, allow_calibration_overlap, allow_other_data, verify_key,
+          allow_host_code, allow_unverified, report, force, progress):
     """Check candidates' accuracy parity with the PyTorch FP32 model on the same images.
 
     Several candidates (repeat the options) share one reference run. Exit code 0 when every gate of
@@ -60,10 +63,10 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
                         "its model")
     opts = EvalOptions(data=data, data_dir=data_dir, split=split, limit=limit, batch=batch, reference=reference,
                        device=device, provider=provider,
-                       gates=limits.Gates(min_agreement, min_fp16_agreement, max_int8_drop),
+                       gates=limits.Gates(min_agreement, min_fp16_agreement, max_int8_drop, min_int8_agreement),
                        allow_calibration_overlap=allow_calibration_overlap, allow_other_data=allow_other_data,
                        skip_bad_images=skip_bad_images, verify_key=verify_key,
-                       allow_host_code=allow_host_code, progress=progress)
+                       allow_host_code=allow_host_code, allow_unverified=allow_unverified, progress=progress)
     prefixes = [report] if report else [f"{p}.eval" for p in paths]
     inputs = input_files(paths, opts)
     for prefix in prefixes:  # checked before any work, so a refused report costs nothing

@@ -168,6 +168,13 @@ def max_int8_drop_option(help: str, *, name: str = "max_int8_drop", old=()):
                   show_default=True, help=help)
 
 
+def min_int8_agreement_option(help: str = "INT8 gate: smallest top-1 agreement with FP32, % (with the drop)."):
+    from wrn_deploy import limits
+
+    return click.option("--min-int8-agreement", type=Finite(0, 100), default=limits.INT8_MIN_AGREEMENT,
+                        show_default=True, help=help)
+
+
 def calib_size_option(help: str = "Calibration images."):
     from wrn_deploy import limits
 
@@ -186,6 +193,16 @@ def instances_option(help: str = "Triton model instances."):
 
 def allow_other_data_option(help: str):
     return click.option("--allow-other-data", is_flag=True, help=help)
+
+
+def allow_unverified_option(help: str = "Load a TensorRT plan that has no manifest, or whose size or sha256 does "
+                            "not match it (a plan is executable code: only one you trust)."):
+    """``--allow-unverified``: accept, by name, what wrn-deploy cannot verify (plans, repositories)."""
+    return click.option("--allow-unverified", is_flag=True, help=help)
+
+
+def verify_key_option(help: str = "Ed25519 public key the plan must verify with."):
+    return click.option("--verify-key", type=click.Path(dir_okay=False), help=help)
 
 
 def force_option(f=None, *, help: str = "Replace existing outputs (never an input)."):

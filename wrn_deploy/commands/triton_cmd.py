@@ -2,7 +2,8 @@
 
 import click
 
-from wrn_deploy.commands.options import force_option, instances_option, output_option
+from wrn_deploy.commands.options import (allow_unverified_option, force_option, instances_option, output_option,
+                                         verify_key_option)
 
 
 @click.command()
@@ -20,30 +21,43 @@ from wrn_deploy.commands.options import force_option, instances_option, output_o
 @click.option("--trt-accelerator", is_flag=True, help="ONNX on a GPU: use ONNX Runtime's TensorRT accelerator.")
 @click.option("--check-load/--no-check-load", default=True, show_default=True,
               help="Load the model in a real tritonserver before keeping it (where one is installed).")
+@verify_key_option()
+@allow_unverified_option("Copy a TensorRT plan whose size or sha256 does not match its manifest.")
 @force_option(help="Replace the model if the repository already has it.")
 def triton(artifact, repo, name, backend, max_batch, instances, kind, queue_delay_us, trt_accelerator, check_load,
-           force):
+           verify_key, allow_unverified, force):
     """Write a Triton Inference Server model repository for ARTIFACT (checkpoint, ONNX or plan).
 
     \b
     The config is checked against Triton's own schema and against the artifact (input and output
     names, dims, dtypes, batch sizes, labels), and, where a tritonserver is installed and has the
-    backend, by loading it for real.
+    backend, by loading it for real. A plan is verified (manifest, and signature under the trust
+    policy) before it is copied; every file is recorded with its sha256 for `serve`.
     """
-    from wrn_deploy.card import read_card
     from wrn_deploy.errors import UserError
     from wrn_deploy.triton.config import ServeOptions
     from wrn_deploy.triton.repository import write_repository
 
     if trt_accelerator and (kind != "gpu" or backend != "native"):
         raise UserError("--trt-accelerator applies to a native ONNX model on --kind gpu")
-    card = read_card(artifact)
-    name = name or f"{card.arch}-{str(card.precision).replace('+', '-')}"
+    name = name or _default_name(artifact, verify_key, allow_unverified)
     opts = ServeOptions(name=name, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
                         queue_delay_us=queue_delay_us, trt_accelerator=trt_accelerator)
-    done = write_repository(artifact, repo, opts, force=force, check_load=check_load)
+    done = write_repository(artifact, repo, opts, force=force, check_load=check_load, verify_key=verify_key,
+                            allow_unverified=allow_unverified)
     click.echo(f"wrote {done.folder} ({done.backend} backend, max batch {max_batch}, {instances} {kind} "
                f"instance(s)); {done.loaded}")
+
+
+def _default_name(artifact, verify_key, allow_unverified) -> str:
+    """ARCH-PRECISION from the card, read only after a plan passed the trust policy."""
+    from wrn_deploy.card import artifact_kind, read_card
+    from wrn_deploy.plan_trust import Trust
+
+    if artifact_kind(artifact) == "plan":
+        Trust(artifact, verify_key, allow_unverified, warn=lambda _: None).preflight()
+    card = read_card(artifact)
+    return f"{card.arch}-{str(card.precision).replace('+', '-')}"
 
 
 @click.command()
@@ -53,10 +67,15 @@ def triton(artifact, repo, name, backend, max_batch, instances, kind, queue_dela
 @click.option("--grpc-port", type=click.IntRange(1, 65535), default=8001, show_default=True)
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=8002, show_default=True)
 @click.option("--log", type=click.Path(dir_okay=False), help="Write the server's log here [default: discarded].")
-def serve(source, host, http_port, grpc_port, metrics_port, log):
+@verify_key_option()
+@allow_unverified_option("Serve a repository with files wrn-deploy did not write (or that changed since), a foreign "
+                         "Python-backend model.py, or a plan that fails its manifest check: runs that code.")
+def serve(source, host, http_port, grpc_port, metrics_port, log, verify_key, allow_unverified):
     """Serve a model repository (or one artifact, through the Python backend) with tritonserver.
 
-    Runs until Ctrl-C or SIGTERM, then stops the server; exits non-zero if the server dies first.
+    A repository must be as `wrn-deploy triton` wrote it: every file recorded with its sha256, the
+    Python backend's model.py wrn-deploy's own, plans verified. Runs until Ctrl-C or SIGTERM, then
+    stops the server; exits non-zero if the server dies first.
     """
     import signal
     import sys
@@ -65,20 +84,22 @@ def serve(source, host, http_port, grpc_port, metrics_port, log):
     from pathlib import Path
 
     from wrn_deploy.errors import UserError
+    from wrn_deploy.triton.files import check_repository
     from wrn_deploy.triton.server import Server
 
     if len({http_port, grpc_port, metrics_port}) != 3:
         raise UserError("--http-port, --grpc-port and --metrics-port must differ")
+    if Path(source).is_dir():
+        check_repository(source, verify_key, allow_unverified, warn=lambda m: click.echo(m, err=True))
     with tempfile.TemporaryDirectory(prefix="wrn-deploy-serve-") as scratch:
         repo = Path(source)
         if repo.is_file():
-            from wrn_deploy.card import read_card
             from wrn_deploy.triton.config import ServeOptions
             from wrn_deploy.triton.repository import write_repository
 
-            card = read_card(repo)
-            name = f"{card.arch}-{str(card.precision).replace('+', '-')}"
-            write_repository(repo, Path(scratch), ServeOptions(name, "python"), check_load=False)
+            name = _default_name(repo, verify_key, allow_unverified)
+            write_repository(repo, Path(scratch), ServeOptions(name, "python"), check_load=False,
+                             verify_key=verify_key, allow_unverified=allow_unverified)
             repo = Path(scratch)
         server = Server(repo, host, http_port, grpc_port, metrics_port, log=Path(log) if log else None)
         stopping = []

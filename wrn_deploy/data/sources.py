@@ -255,6 +255,9 @@ def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool =
         folder = datasets.ImageFolder(str(split_dir), allow_empty=False)
     except (FileNotFoundError, RuntimeError, OSError) as e:
         raise UserError(f"cannot read image folder {split_dir}: {str(e).splitlines()[0]}") from None
+    from wrn_deploy.card import check_class_names
+
+    check_class_names(folder.classes, f"class folders of {split_dir}")  # before any image is read
     facts = file_index.facts([p for p, _ in folder.samples], progress, f"indexing {split_dir.name}")
     skipped = _drop_unreadable(folder, facts, skip_bad)
     facts = [f for f in facts if not f.error]

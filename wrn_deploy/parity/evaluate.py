@@ -30,6 +30,7 @@ class EvalOptions:
     skip_bad_images: bool = False
     verify_key: str | None = None
     allow_host_code: bool = False
+    allow_unverified: bool = False
     progress: bool = True
 
 
@@ -47,7 +48,7 @@ class Candidate:
 def candidate(path, opts: EvalOptions) -> Candidate:
     """The candidate's runner (checked, not loaded) and card."""
     runner = runner_for(path, provider=opts.provider, device=opts.device, verify_key=opts.verify_key,
-                        allow_host_code=opts.allow_host_code)
+                        allow_host_code=opts.allow_host_code, allow_unverified=opts.allow_unverified)
     runner.check()  # fail before the images load, not after
     path = Path(path)
     try:
@@ -59,19 +60,27 @@ def candidate(path, opts: EvalOptions) -> Candidate:
     return Candidate(path, card, runner)
 
 
-def reference_checkpoint(card: Card | None, opts: EvalOptions) -> Path:
-    """--reference, else the trained checkpoint at the root of the candidate's lineage, unchanged."""
+def reference_checkpoint(card: Card | None, opts: EvalOptions, path="the candidate") -> Path:
+    """--reference, else the trained checkpoint at the root of the candidate's lineage, unchanged.
+    Errors name the candidate ``path`` (several may be given) and why."""
     from wrn_deploy.fileio import sha256_file
 
     if opts.reference:
         return Path(opts.reference)
     origin = card.origin if card else None
+    if card is None:
+        raise UserError(f"{path} has no card (a plan without its manifest), so its source checkpoint is unknown: "
+                        "pass --reference CHECKPOINT")
     if origin is None:
-        raise UserError("the candidate's card names no source checkpoint: pass --reference CHECKPOINT")
+        raise UserError(f"{path}: its card names no source checkpoint (a {card.kind} "
+                        f"{'trained, not derived' if card.kind == 'checkpoint' else 'made without wrn-deploy lineage'}"
+                        "): pass --reference CHECKPOINT")
     if not Path(origin.path).is_file():
-        raise UserError(f"the candidate's source checkpoint {origin.path} is not here: pass --reference")
+        raise UserError(f"{path}: its source checkpoint {origin.path} is not here (moved, or made on another "
+                        "machine): pass --reference CHECKPOINT")
     if sha256_file(origin.path) != origin.sha256:
-        raise UserError(f"{origin.path} changed since the candidate was made (sha256 differs): pass --reference")
+        raise UserError(f"{path}: its source checkpoint {origin.path} changed since {path} was made (sha256 differs): "
+                        "pass --reference CHECKPOINT")
     return Path(origin.path)
 
 
@@ -103,7 +112,7 @@ def input_files(paths: list, opts: EvalOptions) -> list:
     files = [Path(p) for p in paths]
     for p in paths:
         try:
-            files.append(reference_checkpoint(read_card(p), opts))
+            files.append(reference_checkpoint(read_card(p), opts, p))
         except UserError:
             pass  # evaluate() will say what is wrong with it
     if opts.reference:
@@ -128,9 +137,12 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
     from wrn_deploy.data import for_card
 
     cands = [candidate(p, opts) for p in paths]
-    refs = {reference_checkpoint(c.card, opts).resolve() for c in cands}
+    origins = {c.path: reference_checkpoint(c.card, opts, c.path).resolve() for c in cands}
+    refs = set(origins.values())
     if len(refs) != 1:
-        raise UserError("the candidates come from different checkpoints; pass --reference or evaluate them apart")
+        (a, ra), (b, rb) = [next((p, r) for p, r in origins.items() if r == ref) for ref in sorted(refs)[:2]]
+        raise UserError(f"the candidates come from different checkpoints ({a}: {ra.name}, {b}: {rb.name}); pass "
+                        "--reference or evaluate them apart")
     ref_path = refs.pop()
     ref_runner = runner_for(ref_path)
     ref_runner.check()
@@ -153,6 +165,7 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
                           "seconds": s["seconds"]},
             "reference": {"path": str(ref_path), "runner": ref.runner, "seconds": round(ref.seconds, 2)},
             "data": {"dataset": chosen.dataset, "split": opts.split, "images": len(chosen),
+                     "classes": list(model.classes),
                      "calibration_overlap": s["calibration_overlap"],
                      "skipped_unreadable": chosen.identity.get("skipped_unreadable", 0)},
             "stats": s["stats"], "gates": s["gates"], "passed": s["passed"],

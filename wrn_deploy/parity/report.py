@@ -30,6 +30,9 @@ def _rows(rep: dict) -> list:
             ("flips ref-right/cand-wrong, reverse", f"{s['ref_only_right']}, {s['cand_only_right']}"),
             ("McNemar exact p", f"{s['mcnemar_p']:.3g}"),
             ("max / mean |logit difference|", f"{s['max_abs_logit_diff']:.3g} / {s['mean_abs_logit_diff']:.3g}")]
+    if d.get("classes"):
+        names = d["classes"]
+        rows.append(("classes", f"{len(names)}: " + ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")))
     if d.get("calibration_overlap"):
         rows.append(("calibration images scored (allowed)", f"{d['calibration_overlap']} of {d['images']}: "
                      "this score is biased in the model's favour"))

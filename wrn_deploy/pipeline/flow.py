@@ -61,8 +61,10 @@ class Context:
         import torch
 
         self.opts, self.out = opts, Path(opts.out)
+        from wrn_deploy.pipeline.setup import run_id
+
         self.hashes = Hashes()
-        self.records = Records(self.out, self.hashes)
+        self.records = Records(self.out, self.hashes, run_id(self.out))
         self.states: dict = {}
         self.key = None
         self.device = opts.device if opts.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -193,14 +195,15 @@ def _machine() -> str:
     return machine() + gpu
 
 
-def _key(ctx: Context, step: Step) -> str:
+def _inputs(ctx: Context, step: Step) -> dict:
+    """{role: sha256 or fingerprint} of everything the step reads: in its key and in its record."""
     inputs = {role: ctx.hashes(path) for role, path in step.inputs(ctx).items()}
     if step.data:
         inputs["data"] = ctx._once(("data", ctx.opts.data_dir),
                                    lambda: data_fingerprint(ctx.opts.data or "", ctx.opts.data_dir))
     if step.machine:
         inputs["machine"] = ctx._once("machine", _machine) + f"; device {ctx.device}"
-    return step_key(step.name, step.options, inputs)
+    return inputs
 
 
 def run_step(ctx: Context, step: Step) -> dict:
@@ -211,27 +214,29 @@ def run_step(ctx: Context, step: Step) -> dict:
     reason = step.unavailable()
     if reason:
         return {"status": "skipped", "reason": reason}
-    ctx.key = key = _key(ctx, step)
-    fresh = ctx.records.fresh(step.name, key)
+    inputs = _inputs(ctx, step)
+    ctx.key = key = step_key(step.name, step.options, inputs)
+    fresh, rerun = ctx.records.fresh(step.name, key, inputs)
     if fresh:
         return {**fresh, "status": "cached"}
-    previous = ctx.records.load(step.name)
-    ctx.records.save(step.name, key, "started")
+    previous = ctx.records.load(step.name)  # only a record that verifies (training resumes from it)
+    extra = {"inputs": inputs, **({"rerun": rerun} if rerun else {})}
+    ctx.records.save(step.name, key, "started", **extra)
     t0 = time.perf_counter()
+    took = lambda: round(time.perf_counter() - t0, 1)
     try:
         done = step.run(ctx, previous)
     except UserError as e:
-        return ctx.records.save(step.name, key, "failed", reason=str(e), seconds=round(time.perf_counter() - t0, 1))
+        return ctx.records.save(step.name, key, "failed", reason=str(e), seconds=took(), **extra)
     except OSError as e:  # a full disk, a permission: the machine's state, not a bug
         why = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
-        return ctx.records.save(step.name, key, "failed", reason=why, seconds=round(time.perf_counter() - t0, 1))
+        return ctx.records.save(step.name, key, "failed", reason=why, seconds=took(), **extra)
     except Exception as e:  # an internal error in one step: reported, and the independent steps go on
         if os.environ.get("WRN_DEPLOY_DEBUG"):
             raise
         return ctx.records.save(step.name, key, "failed", reason=f"internal error: {type(e).__name__}: {e}",
-                                seconds=round(time.perf_counter() - t0, 1))
-    return ctx.records.save(step.name, key, "done", done.outputs, result=done.result,
-                            seconds=round(time.perf_counter() - t0, 1))
+                                seconds=took(), **extra)
+    return ctx.records.save(step.name, key, "done", done.outputs, result=done.result, seconds=took(), **extra)
 
 
 def run_pipeline(opts: PipelineOptions, say=print) -> dict:
@@ -251,5 +256,7 @@ def run_pipeline(opts: PipelineOptions, say=print) -> dict:
 def _line(name: str, state: dict, seconds: float) -> str:
     status = state["status"]
     detail = f": {state['reason']}" if state.get("reason") else ""
+    if state.get("rerun") and status != "cached":
+        detail += f" (ran again: {state['rerun']})"
     took = f" ({seconds:.1f} s)" if status in ("done", "cached", "failed") else ""
     return f"[{status:>7}] {name}{took}{detail}"

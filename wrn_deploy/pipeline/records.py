@@ -5,6 +5,13 @@ inputs' hashes change with it).
 
 Records live in ``OUT/steps/NAME.json`` and are written after the step's outputs are in place, so an
 interrupted step has no record and runs again.
+
+A record carries the sha256 of the step's inputs and outputs and its own ``digest``: the sha256 of
+the pipeline folder's run id (``pipeline.json``) and the record's canonical JSON. A record edited by
+hand, or copied from another pipeline folder, no longer matches its digest; an output edited or
+swapped no longer matches its sha256. Either makes the step run again, and ``fresh`` says why so the
+report can show it. The digest detects edits and copies; it is not a signature (someone who can
+write the folder can recompute it).
 """
 
 import hashlib
@@ -39,37 +46,65 @@ def step_key(name: str, options: dict, inputs: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def record_digest(rec: dict, run: str) -> str:
+    """The sha256 of the run id and the record's canonical JSON (its own digest left out)."""
+    body = {k: v for k, v in rec.items() if k != "digest"}
+    text = run + "\n" + json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class Records:
-    def __init__(self, out: Path, hashes: Hashes):
+    def __init__(self, out: Path, hashes: Hashes, run: str = ""):
         self.out = Path(out)
         self.folder = self.out / "steps"
         self.hashes = hashes
+        self.run = run  # the pipeline folder's run id: a record from another folder does not verify
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.json"
 
-    def load(self, name: str) -> dict | None:
+    def _read(self, name: str) -> tuple:
+        """(record, None), (None, why it cannot be used) or (None, None) when there is none."""
+        path = self.path(name)
+        if not path.exists():
+            return None, None
         try:
-            rec = json.loads(self.path(name).read_text())
+            rec = json.loads(path.read_text())
         except (OSError, ValueError):
-            return None
-        return rec if isinstance(rec, dict) and rec.get("format") == FORMAT else None
+            return None, f"its record {path.relative_to(self.out)} is unreadable"
+        if not isinstance(rec, dict) or rec.get("format") != FORMAT:
+            return None, f"its record {path.relative_to(self.out)} is not a wrn-deploy step record"
+        if rec.get("digest") != record_digest(rec, self.run):
+            return None, (f"its record {path.relative_to(self.out)} was edited or comes from another pipeline "
+                          "folder (its digest does not match)")
+        return rec, None
 
-    def fresh(self, name: str, key: str) -> dict | None:
-        """The step's record when it can be skipped: same key, done, every output unchanged."""
-        rec = self.load(name)
-        if not rec or rec.get("key") != key or rec.get("status") not in ("done", "skipped"):
-            return None
+    def load(self, name: str) -> dict | None:
+        return self._read(name)[0]
+
+    def fresh(self, name: str, key: str, inputs: dict | None = None) -> tuple:
+        """(record, None) when the step can be skipped: a record that verifies, the same key and input
+        hashes, done, every output unchanged. Otherwise (None, why), ``why`` None for the ordinary
+        reasons (no record yet, a changed input or option, an unfinished step)."""
+        rec, why = self._read(name)
+        if rec is None or rec.get("key") != key or rec.get("status") not in ("done", "skipped"):
+            return None, why
+        if inputs is not None and rec.get("inputs") != inputs:
+            return None, None
         for rel, digest in rec.get("outputs", {}).items():
             path = self.out / rel
-            if not path.is_file() or self.hashes(path) != digest:
-                return None
-        return rec
+            if not path.is_file():
+                return None, f"its output {rel} is missing"
+            if self.hashes(path) != digest:
+                return None, f"its output {rel} changed since the step wrote it"
+        return rec, None
 
-    def save(self, name: str, key: str, status: str, outputs: list = (), **fields) -> dict:
+    def save(self, name: str, key: str, status: str, outputs: list = (), inputs: dict | None = None,
+             **fields) -> dict:
         """Outputs are recorded relative to OUT, so a pipeline folder can move."""
-        rec = {"format": FORMAT, "step": name, "key": key, "status": status,
+        rec = {"format": FORMAT, "step": name, "key": key, "status": status, "inputs": inputs or {},
                "outputs": {str(Path(p).relative_to(self.out)): self.hashes(p) for p in outputs}, **fields}
+        rec["digest"] = record_digest(rec, self.run)
         self.folder.mkdir(parents=True, exist_ok=True)
         write_json(self.path(name), rec)
         return rec

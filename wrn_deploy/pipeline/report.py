@@ -37,14 +37,14 @@ def build_report(ctx) -> dict:
                  "checkpoint_sha256": ctx.hashes(ctx.checkpoint)}
     except Exception:  # noqa: BLE001 - no checkpoint (training failed): the steps table says why
         model = {"arch": ctx.opts.arch, "dataset": ctx.opts.data}
-    steps = [{"step": n, "status": s["status"], "seconds": s.get("seconds"), "reason": s.get("reason")}
-             for n, s in st.items()]
+    steps = [{"step": n, "status": s["status"], "seconds": s.get("seconds"), "reason": s.get("reason"),
+              **({"rerun": s["rerun"]} if s.get("rerun") and s["status"] != "cached" else {})} for n, s in st.items()]
     gated = [r for r in rows if "passed" in r]
     return {"format": FORMAT, "created": now(), "machine": machine(), "device": ctx.device,
             "versions": versions("torch", "onnx", "onnxruntime", "tensorrt", "tritonclient", "nvidia-pytriton"),
             "model": model, "data": (ref.get("result") or {}).get("data"),
             "training": (st.get("train", {}).get("result")), "calibration": _calibration(ctx),
-            "rows": rows, "steps": steps,
+            "gates": dict(ctx.opts.gates.__dict__), "rows": rows, "steps": steps,
             "failed_steps": [s["step"] for s in steps if s["status"] == "failed"],
             "passed": bool(gated) and all(r["passed"] for r in gated)
                       and not any(s["status"] == "failed" for s in steps)}
@@ -165,6 +165,8 @@ def markdown(rep: dict, plot: str | None = "report.png") -> str:
         lines.append(f"- Calibration: {c['images']} images of the {md(c['split'])} split, manifest "
                      f"<code>{md(c['manifest'])}</code> (sha256 {md(str(c.get('manifest_sha256'))[:16])}…); "
                      f"INT8 guard on {g.get('images')} held-out images: drop {g.get('drop', 0):+.2f} pts.")
+    if rep.get("gates"):
+        lines.append(_gates_line(rep["gates"]))
     lines += ["- Latency: one image per request (p50, p99); throughput: batches of 32, images per second.", "",
               HEADER, *(_row_md(r) for r in rep["rows"]), ""]
     if plot:
@@ -172,8 +174,18 @@ def markdown(rep: dict, plot: str | None = "report.png") -> str:
     lines += ["## Steps", "", "| step | status | seconds | note |", "|---|---|---|---|"]
     for s in rep["steps"]:
         secs = "-" if s.get("seconds") is None else f"{s['seconds']:.1f}"
-        lines.append(f"| {md(s['step'])} | {md(s['status'])} | {secs} | {md(s.get('reason') or '')} |")
+        note = " ".join(filter(None, [s.get("reason"), s.get("rerun") and f"ran again: {s['rerun']}"]))
+        lines.append(f"| {md(s['step'])} | {md(s['status'])} | {secs} | {md(note)} |")
     return "\n".join(lines) + "\n"
+
+
+def _gates_line(g: dict) -> str:
+    """The gates the verdicts apply (limits.py): INT8 needs its agreement as well as the drop."""
+    int8 = f"INT8 drop <= {g['int8_max_drop']:g} pts" if g.get("int8_max_drop") is not None else "INT8 drop unchecked"
+    if g.get("int8_min_agreement") is not None:
+        int8 += f" and agreement >= {g['int8_min_agreement']:g}%"
+    return (f"- Gates: FP32 agreement >= {g['fp32_min_agreement']:g}%; FP16 agreement >= "
+            f"{g['fp16_min_agreement']:g}%; {int8} (drop certified only where the images resolve it).")
 
 
 def plot(rep: dict, path: Path) -> bool:
@@ -238,6 +250,7 @@ def render(folder: Path) -> Path:
     if not isinstance(rep, dict) or rep.get("format") != FORMAT:
         raise UserError(f"{src} is not a wrn-deploy pipeline report ({FORMAT})")
     try:
+        markdown(rep, None)  # a malformed report fails here, before report.png is drawn
         drawn = plot(rep, Path(folder) / "report.png")
         text = markdown(rep, "report.png" if drawn else None)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:

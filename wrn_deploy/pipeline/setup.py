@@ -63,6 +63,8 @@ def claim_folder(opts):
     if not made and not (out / MARKER).is_file() and any(p.name != ".lock" for p in out.iterdir()):
         raise UserError(f"{out} holds files that no pipeline wrote; give a new or empty folder, "
                         "or the folder of an earlier pipeline run")
+    if (out / MARKER).is_file():
+        _valid_marker(out / MARKER)  # a foreign marker is refused before the lock file is made
     ensure_writable_dir(out)
     try:
         with folder_lock(out, "wrn-deploy pipeline"):
@@ -76,15 +78,37 @@ def claim_folder(opts):
 
 
 def _check_marker(out: Path) -> None:
+    """pipeline.json: the format and the folder's run id (random, made once: step records digest it,
+    so a record copied from another pipeline folder is not reused)."""
+    import secrets
+
     from wrn_deploy.card import now
 
     marker = out / MARKER
     if marker.is_file():
-        try:
-            ok = json.loads(marker.read_text()).get("format") == FORMAT
-        except (ValueError, AttributeError):
-            ok = False
-        if not ok:
-            raise UserError(f"{marker} is not a wrn-deploy pipeline marker ({FORMAT}); give another folder")
+        data = _valid_marker(marker)
+        if data.get("run"):
+            return
+        write_json(marker, {**data, "run": secrets.token_hex(16)})  # a folder from before run ids
         return
-    write_json(marker, {"format": FORMAT, "created": now()})
+    write_json(marker, {"format": FORMAT, "created": now(), "run": secrets.token_hex(16)})
+
+
+def _valid_marker(marker: Path) -> dict:
+    try:
+        data = json.loads(marker.read_text())
+        ok = data.get("format") == FORMAT and isinstance(data.get("run", ""), str)
+    except (ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise UserError(f"{marker} is not a wrn-deploy pipeline marker ({FORMAT}); give another folder")
+    return data
+
+
+def run_id(out) -> str:
+    """The run id of the pipeline folder ``out`` ("" where it has none yet)."""
+    try:
+        data = json.loads((Path(out) / MARKER).read_text())
+    except (OSError, ValueError):
+        return ""
+    return data.get("run", "") if isinstance(data, dict) and isinstance(data.get("run", ""), str) else ""

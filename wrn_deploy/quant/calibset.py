@@ -101,4 +101,24 @@ def check_cached(folder: Path, manifest: dict) -> bool:
             raise UserError(f"the calibration cache in {folder} was made for another {key.split('_')[0]} "
                             f"({str(old.get(key))[:16]} != {str(manifest[key])[:16]}); delete it or "
                             "choose another --calib-dir")
-    return (folder / "ranges.json").exists()
+    ranges = folder / "ranges.json"
+    if not ranges.exists():
+        return False
+    _check_ranges(ranges)
+    return True
+
+
+def _check_ranges(path: Path) -> None:
+    """Cached ranges are read by ONNX Runtime later; a damaged file is named now, not there."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    try:
+        data = load_tensors_data(path)
+        ok = bool(data.data) and all(len(td.range_value) == 2 for td in data.data.values())
+    except Exception as e:  # noqa: BLE001 - any failure to read it means the same to the user
+        ok, why = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    else:
+        why = "no (min, max) range per tensor"
+    if not ok:
+        raise UserError(f"{path}: the cached calibration ranges are unreadable ({why[:120]}); delete "
+                        f"{path.parent} to recalibrate")

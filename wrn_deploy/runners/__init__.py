@@ -13,12 +13,14 @@ __all__ = ["Runner", "TensorMeta", "runner_for"]
 
 
 def runner_for(artifact, *, provider: str = "cpu", device: str = "cpu", precision: str = "fp32",
-               threads: int | None = None, verify_key=None, allow_host_code: bool = False, warn=print) -> Runner:
+               threads: int | None = None, verify_key=None, allow_host_code: bool = False, warn=print,
+               allow_unverified: bool = False) -> Runner:
     """A runner for ``artifact``: a checkpoint, ONNX or plan path; a PyTorch module taking images in
     [0, 1]; or a callable that returns such a module.
 
     ``provider`` applies to ONNX files (ONNX Runtime's execution provider), ``device`` and
-    ``precision`` to PyTorch, ``verify_key`` and ``allow_host_code`` to TensorRT plans.
+    ``precision`` to PyTorch, ``verify_key``, ``allow_host_code`` and ``allow_unverified`` (load a
+    plan without a matching manifest) to TensorRT plans.
     Nothing is loaded until the runner is activated.
     """
     if not isinstance(artifact, (str, Path)):
@@ -38,4 +40,4 @@ def runner_for(artifact, *, provider: str = "cpu", device: str = "cpu", precisio
         return OrtRunner(artifact, provider, threads)
     from wrn_deploy.runners.trt_runner import TrtRunner
 
-    return TrtRunner(artifact, verify_key, allow_host_code, warn)
+    return TrtRunner(artifact, verify_key, allow_host_code, warn, allow_unverified=allow_unverified)

@@ -1,6 +1,7 @@
 """TensorRT: a ``.plan`` run with PyTorch CUDA tensors as its buffers (no pycuda), dynamic batch.
 
-Before TensorRT sees a byte, the plan's sha256 must match its manifest, the Ed25519 signature must
+Before TensorRT sees a byte, the plan's sha256 must match its manifest (a plan without one, or
+with one that does not match, is refused unless ``allow_unverified``), the Ed25519 signature must
 verify under the trust policy (``plan_trust.py``), and the manifest's TensorRT version and GPU must
 match this machine. The bytes that are hashed and verified are the bytes that are deserialized.
 
@@ -46,37 +47,40 @@ def _torch_dtype(trt, dt):
 class TrtRunner(Runner):
     name = "tensorrt"
 
-    def __init__(self, plan, verify_key=None, allow_host_code: bool = False, warn=print, device: str = "cuda"):
+    def __init__(self, plan, verify_key=None, allow_host_code: bool = False, warn=print, device: str = "cuda",
+                 allow_unverified: bool = False):
         super().__init__()
         self.plan, self.verify_key, self.allow_host_code, self.warn = plan, verify_key, allow_host_code, warn
+        self.allow_unverified = allow_unverified
+        self.trust = self._data = None
+        self._checked = False
         self.device = device  # "cuda"; the CPU test suite drives the logic through a stand-in TensorRT
         self.engine = self.context = self.manifest = self.manifest_bytes = self.key = None
 
     def check(self) -> None:
-        """Manifest, trust policy, TensorRT and GPU present: everything that needs no GPU work."""
-        if not Path(self.plan).is_file():
-            raise UserError(f"engine {self.plan} does not exist")
-        self.manifest, self.manifest_bytes = plan_trust.read_manifest(self.plan)
-        self.key = plan_trust.trusted_key(self.verify_key)
-        if self.key is None and plan_trust.signature_path(self.plan).exists():
-            raise UserError(f"{self.plan} is signed, but no key is given to verify it: pass --verify-key or set "
-                            f"{plan_trust.KEY_ENV}")
+        """Manifest, trust policy, TensorRT and GPU present: everything that needs no GPU work (once:
+        ``activate`` after an explicit ``check`` neither reads the manifest again nor warns twice)."""
+        if self._checked:
+            return
+        self.trust = plan_trust.Trust(self.plan, self.verify_key, self.allow_unverified, self.warn).preflight()
+        self.manifest, self.key = self.trust.manifest, self.trust.key
         if self.allow_host_code and self.key is None:
             raise UserError("--allow-host-code runs code from inside the plan: only for a plan whose signature "
                             f"verifies; pass --verify-key or set {plan_trust.KEY_ENV}")
-        if self.manifest is None and self.key is None:
-            self.warn(f"warning: {self.plan} has no manifest ({plan_trust.manifest_path(self.plan).name}); its "
-                      "integrity and compatibility cannot be checked before TensorRT loads it")
+        # The one read, verified now (before any image loads) and kept: exactly these bytes are deserialized.
+        self._data = Path(self.plan).read_bytes()
+        self.trust.verify(self._data)
         import_tensorrt()
         require_cuda()
+        self._checked = True
 
     def _activate(self) -> None:
+        data, self._data = self._data, None  # verified by check(); an unverified plan is never deserialized
+        if data is None:  # activated again after a deactivate: read and verify once more
+            data = Path(self.plan).read_bytes()
+            self.trust.verify(data)
         trt = import_tensorrt()
-        data = Path(self.plan).read_bytes()  # the one read: verified, checked and deserialized
-        if self.key is not None:
-            plan_trust.verify_signature(self.plan, self.key, data, self.manifest_bytes)
         if self.manifest is not None:
-            plan_trust.check_integrity(self.plan, self.manifest, data)
             plan_trust.check_compatible(self.manifest, trt.__version__, torch.cuda.get_device_capability(),
                                         torch.cuda.get_device_name())
         self.logger = trt.Logger(trt.Logger.WARNING)
@@ -85,8 +89,9 @@ class TrtRunner(Runner):
         self.runtime.engine_host_code_allowed = self.allow_host_code and self.key is not None
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
-            raise UserError(f"TensorRT could not deserialize {self.plan} (see its log above): built for "
-                            "another TensorRT version or GPU?")
+            why = ("it was loaded unverified (no manifest): it may not be a TensorRT plan at all"
+                   if self.manifest is None else "built for another TensorRT version or GPU?")
+            raise UserError(f"TensorRT could not deserialize {self.plan} (see its log above): {why}")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]

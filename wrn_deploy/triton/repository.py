@@ -7,7 +7,11 @@ REPO/NAME/card.json        the artifact's card: what the input must be (normalis
 REPO/NAME/1/model.onnx     native onnxruntime backend, or
 REPO/NAME/1/model.plan     native tensorrt backend (+ model.plan.json manifest, .sig), or
 REPO/NAME/1/model.py       Python backend + the artifact beside it (any kind, through its runner)
+REPO/NAME/wrn-deploy-files.json   every file above with its sha256 (``files.py``; ``serve`` checks it)
 ```
+
+A plan is copied only after the trust policy verified it (``plan_trust.Trust``: its manifest's size
+and sha256, and the signature where a key is known), and the copy holds exactly the verified bytes.
 
 The model folder is built under a temporary name beside its final place and renamed into place, so
 a failed write leaves nothing, and files get the umask's permissions (a server running as another
@@ -19,11 +23,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from wrn_deploy import plan_trust
 from wrn_deploy.card import artifact_kind, manifest_path, read_card
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import check_writable_dir, umask
 from wrn_deploy.runners.base import TensorMeta
 from wrn_deploy.triton import config as C
+from wrn_deploy.triton.files import RECORD, record_text
 
 NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -36,17 +42,28 @@ class Written:
     loaded: str   # what the real-load check found: "loaded", or why it was not tried
 
 
-def artifact_io(path: Path, card) -> tuple:
+def _profile(path: Path, man: dict) -> tuple:
+    prof = man.get("profile")
+    lo, hi = (prof.get("min"), prof.get("max")) if isinstance(prof, dict) else (None, None)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (lo, hi)) or lo > hi:
+        raise UserError(f"{manifest_path(path)}: 'profile' (the batch range min/max) is missing or not two "
+                        "positive integers; the manifest is damaged")
+    return lo, hi
+
+
+def artifact_io(path: Path, card, manifest: dict | None = None) -> tuple:
     """(input TensorMeta, output TensorMeta, batch range) of the artifact.
 
     ONNX files and checkpoints are asked through their runner; a plan cannot be opened without a
-    GPU, so its card and manifest (the batch profile) answer for it."""
+    GPU, so its card and (checked) manifest, with the batch profile, answer for it."""
     kind = artifact_kind(path)
     if kind == "plan":
-        man = json.loads(manifest_path(path).read_text())
+        man = manifest if manifest is not None else plan_trust.read_manifest(path)[0]
+        if man is None:
+            raise UserError(f"{path} has no manifest ({manifest_path(path).name}), so its batch range is unknown")
         s, io = card.input_size, card.input.dtype
         return (TensorMeta(card.input.name, io, (-1, 3, s, s)), TensorMeta("logits", io, (-1, card.num_classes)),
-                (man["profile"]["min"], man["profile"]["max"]))
+                _profile(path, man))
     from wrn_deploy.runners import runner_for
 
     with runner_for(path) as runner:
@@ -62,12 +79,18 @@ def _backend(kind: str, wanted: str) -> str:
     return C.BACKENDS[kind][0]
 
 
-def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, check_load: bool = True) -> Written:
+def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, check_load: bool = True,
+                     verify_key=None, allow_unverified: bool = False, warn=print) -> Written:
     artifact, repo = Path(artifact), Path(repo)
     if not set(opts.name) <= NAME_OK or opts.name.startswith("."):
         raise UserError(f"model name {opts.name!r}: use letters, digits, '-', '_' and '.'")
-    card = read_card(artifact)
     kind = artifact_kind(artifact)
+    trust = data = None
+    if kind == "plan":  # the trust policy first, on the bytes that will be copied
+        trust = plan_trust.Trust(artifact, verify_key, allow_unverified, warn).preflight()
+        data = artifact.read_bytes()
+        trust.verify(data)
+    card = read_card(artifact)
     backend = _backend(kind, opts.backend)
     opts = C.ServeOptions(**{**opts.__dict__, "backend": backend})
     final = repo / opts.name
@@ -75,7 +98,7 @@ def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, 
         raise UserError(f"{final} exists; pass --force to replace it")
     if final.resolve() in artifact.resolve().parents:
         raise UserError(f"{artifact} is inside {final}; write the repository elsewhere")
-    inp, out, batch_range = artifact_io(artifact, card)
+    inp, out, batch_range = artifact_io(artifact, card, trust.manifest if trust else None)
     text = C.render(card, inp, out, opts)
     cfg = C.parse(text, f"{final}/config.pbtxt")
     if cfg is not None:
@@ -85,7 +108,7 @@ def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, 
     tmp = repo / f".{opts.name}.wrn-tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _fill(tmp, artifact, kind, card, text, backend)
+        _fill(tmp, artifact, kind, card, text, backend, data)
         loaded = _check_load(repo, tmp, opts.name, backend) if check_load else "not checked (--no-check-load)"
         _swap_into_place(tmp, final)
     finally:
@@ -93,19 +116,27 @@ def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, 
     return Written(final, text, backend, loaded)
 
 
-def _fill(folder: Path, artifact: Path, kind: str, card, text: str, backend: str) -> None:
+def _fill(folder: Path, artifact: Path, kind: str, card, text: str, backend: str, data: bytes | None) -> None:
     version = folder / "1"
     version.mkdir(parents=True)
     (folder / "config.pbtxt").write_text(text)
     (folder / "labels.txt").write_text("".join(c + "\n" for c in card.classes))
     (folder / "card.json").write_text(json.dumps(card.to_dict(), indent=2) + "\n")
     target = version / ("model.safetensors" if kind == "checkpoint" else C.BACKENDS[kind][1])
-    shutil.copyfile(artifact, target)
+    if data is not None:  # a plan: exactly the bytes the trust policy verified
+        target.write_bytes(data)
+    else:
+        shutil.copyfile(artifact, target)
     for side in (manifest_path(artifact), Path(f"{artifact}.sig")):
         if kind == "plan" and side.exists():
             shutil.copyfile(side, Path(str(target) + side.name[len(artifact.name):]))
     if backend == "python":
         shutil.copyfile(Path(__file__).with_name("python_model.py"), version / "model.py")
+        # An empty file where Python would make its bytecode folder: the server's Python stub cannot
+        # leave a model.pyc beside model.py (it ignores PYTHONDONTWRITEBYTECODE here), so the folder
+        # stays exactly as recorded and `serve` accepts it again after a server ran it.
+        (version / "__pycache__").write_bytes(b"")
+    (folder / RECORD).write_text(record_text(folder))
     mode = 0o666 & ~umask()
     for p in folder.rglob("*"):
         p.chmod(mode | (0o111 & ~umask()) if p.is_dir() else mode)

@@ -211,12 +211,13 @@ def served_repository(repo, models: tuple = (), log=None) -> Server:
 
 
 @contextlib.contextmanager
-def served_artifact(artifact, opts, log_name: str = "server.log"):
-    """Write a repository for ``artifact`` (``ServeOptions`` ``opts``) in a temporary folder and serve
-    it; yields the running Server. Everything is removed on the way out."""
+def served_artifact(artifact, opts, log_name: str = "server.log", **trust):
+    """Write a repository for ``artifact`` (``ServeOptions`` ``opts``; ``trust``: ``verify_key``,
+    ``allow_unverified``) in a temporary folder and serve it; yields the running Server. Everything
+    is removed on the way out."""
     from wrn_deploy.triton.repository import write_repository
 
     with tempfile.TemporaryDirectory(prefix="wrn-deploy-serve-") as tmp:
-        write_repository(artifact, Path(tmp) / "repo", opts, check_load=False)
+        write_repository(artifact, Path(tmp) / "repo", opts, check_load=False, **trust)
         with served_repository(Path(tmp) / "repo", log=Path(tmp) / log_name) as server:
             yield server

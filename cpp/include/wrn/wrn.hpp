@@ -85,8 +85,12 @@ struct PlanManifest {
 };
 
 // Reads `plan_path` + ".json" and checks that `plan_bytes` have the size and SHA-256 it records;
-// refuses a plan that carries a signature (this program cannot verify signatures).
-PlanManifest check_plan(const std::string& plan_path, const std::vector<char>& plan_bytes);
+// refuses a plan that carries a signature (this program cannot verify signatures). A size or
+// SHA-256 that does not match is refused unless `allow_unverified` (then a warning goes to stderr);
+// a plan without a manifest is always refused here, since the card this program needs is in it.
+// The same policy as wrn_deploy/plan_trust.py.
+PlanManifest check_plan(const std::string& plan_path, const std::vector<char>& plan_bytes,
+                        bool allow_unverified = false);
 
 // Reads a whole file (at most `max_bytes`), or throws naming it.
 std::vector<char> read_file(const std::string& path, std::uint64_t max_bytes, const std::string& what);
@@ -121,6 +125,7 @@ public:
 struct Options {
     int threads = 0;      // CPU backend: intra-op threads (0: ONNX Runtime's default)
     int max_batch = 32;   // images per backend call
+    bool allow_unverified = false;  // load a plan whose bytes do not match its manifest (--allow-unverified)
 };
 
 class Classifier {
