@@ -31,11 +31,11 @@ class ExportOptions:
     skip_bad_images: bool = False
 
 
-def onnx_card(card: Card, checkpoint: Path, opts: ExportOptions) -> Card:
+def onnx_card(card: Card, checkpoint: Path, output: Path, opts: ExportOptions) -> Card:
     step = Step("export", {k: v for k, v in asdict(opts).items() if k != "data_dir"},
                 versions("onnx", "onnxruntime", "onnxscript"))
     io = "float16" if opts.fp16 and opts.fp16_io else "float32"
-    return card.derive("onnx", checkpoint, step, precision=FP16 if opts.fp16 else FP32,
+    return card.derive("onnx", checkpoint, output, step, precision=FP16 if opts.fp16 else FP32,
                        input=InputSpec(name=INPUT, dtype=io, batch=opts.batch, normalized_in_graph=True))
 
 
@@ -59,7 +59,7 @@ def export_checkpoint(checkpoint, output, opts: ExportOptions, force: bool = Fal
         chosen = for_card(card, "test", opts.data, opts.data_dir, allow_other_data=opts.allow_other_data,
                           skip_bad=opts.skip_bad_images)
         chosen = chosen.first(opts.verify_images)
-    new_card = onnx_card(card, checkpoint, opts)
+    new_card = onnx_card(card, checkpoint, output, opts)
     fp16_notes = None
     target = net
     if opts.fp16:

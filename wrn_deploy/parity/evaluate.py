@@ -59,8 +59,9 @@ def candidate(path, opts: EvalOptions) -> Candidate:
     return Candidate(path, card, runner)
 
 
-def reference_checkpoint(card: Card | None, opts: EvalOptions) -> Path:
-    """--reference, else the trained checkpoint at the root of the candidate's lineage, unchanged."""
+def reference_checkpoint(card: Card | None, opts: EvalOptions, candidate_path) -> Path:
+    """--reference, else the trained checkpoint at the root of the candidate's lineage, unchanged
+    (the card records it relative to the candidate's folder)."""
     from wrn_deploy.fileio import sha256_file
 
     if opts.reference:
@@ -68,11 +69,12 @@ def reference_checkpoint(card: Card | None, opts: EvalOptions) -> Path:
     origin = card.origin if card else None
     if origin is None:
         raise UserError("the candidate's card names no source checkpoint: pass --reference CHECKPOINT")
-    if not Path(origin.path).is_file():
+    path = Path(candidate_path).parent / origin.path
+    if not path.is_file():
         raise UserError(f"the candidate's source checkpoint {origin.path} is not here: pass --reference")
-    if sha256_file(origin.path) != origin.sha256:
-        raise UserError(f"{origin.path} changed since the candidate was made (sha256 differs): pass --reference")
-    return Path(origin.path)
+    if sha256_file(path) != origin.sha256:
+        raise UserError(f"{path} changed since the candidate was made (sha256 differs): pass --reference")
+    return path
 
 
 def check_overlap(card: Card | None, digests: list, opts: EvalOptions) -> int:
@@ -103,7 +105,7 @@ def input_files(paths: list, opts: EvalOptions) -> list:
     files = [Path(p) for p in paths]
     for p in paths:
         try:
-            files.append(reference_checkpoint(read_card(p), opts))
+            files.append(reference_checkpoint(read_card(p), opts, p))
         except UserError:
             pass  # evaluate() will say what is wrong with it
     if opts.reference:
@@ -128,7 +130,7 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
     from wrn_deploy.data import for_card
 
     cands = [candidate(p, opts) for p in paths]
-    refs = {reference_checkpoint(c.card, opts).resolve() for c in cands}
+    refs = {reference_checkpoint(c.card, opts, c.path).resolve() for c in cands}
     if len(refs) != 1:
         raise UserError("the candidates come from different checkpoints; pass --reference or evaluate them apart")
     ref_path = refs.pop()

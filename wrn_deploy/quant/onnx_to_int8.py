@@ -142,7 +142,7 @@ def _quantization_card(job: _Job, result: _Result) -> dict:
     spec = job.opts.spec
     return {"target": spec.target, "method": spec.method, "rest": spec.rest, "quantizer": spec.quantizer,
             "placement": spec.layout, "quantized_residual_tensors": residual, "quantized_inputs": len(placed),
-            "percentile": m["percentile"], "calibration_folder": str(job.folder),
+            "percentile": m["percentile"], "calibration_folder": job.folder.name,  # its name: no machine path in the card
             "calibration_ids_sha256": m["ids_sha256"], "calibration_ids": m["ids"],
             "calibration_image_sha256": m["image_sha256"], "calibration_dataset": m["dataset"],
             "excluded_layers": [label[n] for n in result.guard.excluded]}
@@ -170,7 +170,7 @@ def _finish(job: _Job, result: _Result, force: bool) -> dict:
     step = Step("quantize", {**asdict(opts.spec), "calib_size": opts.calib_size, "seed": opts.seed,
                              "split": opts.split, "max_drop": opts.max_drop},
                 {**versions("onnx", "onnxruntime"), **result.versions})
-    new_card = job.card.derive("onnx", job.fp32, step, precision=Precision("int8", rest),
+    new_card = job.card.derive("onnx", job.fp32, job.output, step, precision=Precision("int8", rest),
                                quantization=_quantization_card(job, result))
     with atomic_output(job.output, replace=force) as tmp:
         tmp.write_bytes(result.path.read_bytes())
