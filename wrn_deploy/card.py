@@ -87,7 +87,8 @@ FP32, FP16 = Precision("fp32"), Precision("fp16")
 @dataclass(frozen=True)
 class InputSpec:
     """What the artifact's input takes. ``normalized_in_graph``: the graph computes (x - mean) / std
-    itself, so a client feeds RGB values in [0, 1] and must not normalise again."""
+    itself, so a client feeds RGB values in ``value_range`` ([0, 1] floats, or 0-255 for a
+    raw-pixel UINT8 input, which the graph casts and scales) and must not normalise again."""
 
     name: str = "images"
     layout: str = "NCHW"
@@ -324,7 +325,8 @@ def write_into_onnx(path, card: Card) -> None:
 
     model = onnx.load(str(path))
     props = {ONNX_KEY: card.to_json(), "arch": card.arch, "precision": str(card.precision),
-             "input": f"{card.input.name} {card.input.layout} {card.input.color} {card.input.dtype} in [0, 1]"
+             "input": f"{card.input.name} {card.input.layout} {card.input.color} {card.input.dtype} in "
+                      f"[{', '.join(f'{v:g}' for v in card.input.value_range)}]"
                       + (", normalised inside the graph" if card.input.normalized_in_graph else "")}
     del model.metadata_props[:]
     for k, v in props.items():

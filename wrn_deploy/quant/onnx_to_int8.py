@@ -33,6 +33,8 @@ def _check_classifier(path: Path) -> Card:
     card = read_card(path)
     if card.kind != "onnx" or card.precision != FP32:
         raise UserError(f"{path} is a {card.precision} {card.kind}; quantize the FP32 ONNX export")
+    if card.input.dtype == "uint8":
+        raise UserError(f"{path} takes raw pixels (UINT8); quantize the float export (without --raw-pixels)")
     graph = onnx.load(str(path), load_external_data=False).graph
     inp, out = graph.input[0].type.tensor_type, graph.output[0].type.tensor_type
     if (len(graph.input) != 1 or inp.elem_type != onnx.TensorProto.FLOAT or len(inp.shape.dim) != 4
