@@ -19,14 +19,34 @@ from wrn_deploy.errors import UserError
 from wrn_deploy.runners.base import Runner, TensorMeta
 
 
-def import_tensorrt():
-    """The ``tensorrt`` module, or a one-line error naming what to install."""
+def import_tensorrt(lean_ok: bool = False):
+    """The ``tensorrt`` module, or a one-line error naming what to install. With ``lean_ok`` (a
+    version-compatible plan, which the lean runtime runs), NVIDIA's lean runtime module
+    (``tensorrt_lean``, from the tensorrt-lean wheels on PyPI) serves where the full one is absent."""
     try:
         import tensorrt as trt
     except ImportError as e:
+        lean = _import_lean()
+        if lean is not None and lean_ok:
+            return lean
+        hint = ("; the lean runtime here runs only plans built with --version-compatible" if lean is not None
+                else "; a --version-compatible plan also runs on the lean runtime (pip install tensorrt-lean)")
         raise UserError(f"TensorRT is not installed or cannot load ({e}); install the 'trt' extra "
-                        "(pip install 'wrn-deploy[trt]' from NVIDIA's index) on a machine with an NVIDIA GPU") from None
+                        "(pip install 'wrn-deploy[trt]' from NVIDIA's index) on a machine with an NVIDIA GPU"
+                        + hint) from None
     return trt
+
+
+def _import_lean():
+    """``tensorrt_lean`` (the tensorrt-lean meta-package's name) or its bindings module, or None."""
+    import importlib
+
+    for name in ("tensorrt_lean", "tensorrt_lean_bindings"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
 
 
 def require_cuda():
@@ -67,11 +87,15 @@ class TrtRunner(Runner):
         if self.manifest is None and self.key is None:
             self.warn(f"warning: {self.plan} has no manifest ({plan_trust.manifest_path(self.plan).name}); its "
                       "integrity and compatibility cannot be checked before TensorRT loads it")
-        import_tensorrt()
+        import_tensorrt(self._version_compatible())
         require_cuda()
 
+    def _version_compatible(self) -> bool:
+        """A plan built with --version-compatible (its manifest says so): the lean runtime runs it."""
+        return bool(self.manifest and (self.manifest.get("build") or {}).get("version_compatible"))
+
     def _activate(self) -> None:
-        trt = import_tensorrt()
+        trt = import_tensorrt(self._version_compatible())
         data = Path(self.plan).read_bytes()  # the one read: verified, checked and deserialized
         if self.key is not None:
             plan_trust.verify_signature(self.plan, self.key, data, self.manifest_bytes)
