@@ -12,7 +12,8 @@ def test_bench_measures_local_http_and_grpc(kit, tmp_path):
     triton = find_tritonserver() is not None
     out = tmp_path / "bench.md"
     proc = run_cli("bench", kit / "m.onnx", "--images", "16", "--batch-size", "4", "--requests", "12",
-                   "--concurrency", "1,2", "--rounds", "2", *([] if triton else ["--no-triton"]), "-o", out, process=True)
+                   "--concurrency", "1,2", "--rounds", "2", *([] if triton else ["--no-triton"]), "-o", out,
+                   process=True)
     rows = json.loads((tmp_path / "bench.md.json").read_text())["rows"]
     paths = [(r["path"], r["concurrency"]) for r in rows]
     want = [("local", 1)] + ([("triton-http", 1), ("triton-http", 2), ("triton-grpc", 1), ("triton-grpc", 2)]

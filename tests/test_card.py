@@ -34,7 +34,8 @@ def test_every_artifact_kind_reads_through_one_function(tmp_path):
                             input=replace(card.input, normalized_in_graph=True))
     assert onnx_card.parent.kind == "checkpoint" and onnx_card.origin == onnx_card.parent
     assert onnx_card.parent.path == "c.safetensors"  # relative to the artifact's folder: no machine path
-    int8 = onnx_card.derive("onnx", ckpt, tmp_path / "q" / "q.onnx", Step("quantize"), precision=Precision("int8", "fp16"))
+    int8 = onnx_card.derive("onnx", ckpt, tmp_path / "q" / "q.onnx", Step("quantize"),
+                            precision=Precision("int8", "fp16"))
     # the root stays the trained checkpoint, now seen from the INT8 file's folder
     assert int8.origin == replace(onnx_card.origin, path="../c.safetensors")
     (tmp_path / "m.plan").write_bytes(b"plan")

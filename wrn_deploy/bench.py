@@ -274,7 +274,7 @@ def perf_analyzer(protocol: str, url: str, model: str, batch: int, concurrency: 
         cmd = [exe, "-m", model, "-u", url, "-i", protocol, "-b", str(batch),
                "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-mode", "count_windows",
                "--measurement-request-count", str(max(requests, 20)), "-f", report]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             from wrn_deploy.errors import UserError
 
@@ -305,7 +305,8 @@ def markdown(title: str, rows: list, note: str) -> str:
     base = next((r["images_per_s"] for r in rows if r["path"] == "local"), None)
     pa = any(r.get("perf_analyzer") for r in rows)
     extra = " perf_analyzer images/s | perf_analyzer p50 ms | bench / perf_analyzer |" if pa else ""
-    lines = [f"### {title}", "", note, "", "| path | clients | p50 ms | p90 ms | p99 ms | images/s | vs local |" + extra,
+    head = "| path | clients | p50 ms | p90 ms | p99 ms | images/s | vs local |"
+    lines = [f"### {title}", "", note, "", head + extra,
              "|---|---|---|---|---|---|---|" + ("---|---|---|" if pa else "")]
     for r in rows:
         ratio = f"{r['images_per_s'] / base:.2f}x" if base else "-"

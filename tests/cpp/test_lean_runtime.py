@@ -34,7 +34,8 @@ def _headers() -> Path:
 
 def _version(include: Path) -> str:
     text = (include / "NvInferVersion.h").read_text()
-    major, minor = (re.search(rf"#define TRT_{part}(?:_ENTERPRISE)? (\d+)", text).group(1) for part in ("MAJOR", "MINOR"))
+    major, minor = (re.search(rf"#define TRT_{part}(?:_ENTERPRISE)? (\d+)", text).group(1)
+                    for part in ("MAJOR", "MINOR"))
     return f"{major}.{minor}"
 
 
@@ -44,7 +45,8 @@ def _lean_wheel(version: str) -> Path:
     if not list(target.glob("tensorrt_lean_libs/libnvinfer_lean.so*")):
         shutil.rmtree(target, ignore_errors=True)
         proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-                               str(target), f"{WHEEL}=={version}.*"], capture_output=True, text=True, timeout=600)
+                               str(target), f"{WHEEL}=={version}.*"], check=False, capture_output=True, text=True,
+                              timeout=600)
         if proc.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
             pytest.skip(f"{WHEEL} {version}.* cannot be installed here: {proc.stderr.strip().splitlines()[-1:]}")
@@ -68,9 +70,9 @@ def test_wrn_classify_builds_and_links_against_the_pip_lean_runtime(cpp_deps, mo
                      r"/libnvinfer_lean\.so\.\d+ \(lean runtime", out), out
     assert "wrn-classify backends: tensorrt" in out
     exe = build.folder / "wrn-classify"
-    linked = subprocess.run(["ldd", str(exe)], capture_output=True, text=True).stdout
+    linked = subprocess.run(["ldd", str(exe)], check=False, capture_output=True, text=True).stdout
     assert re.search(rf"libnvinfer_lean\.so\.\d+ => {re.escape(str(lib))}", linked), linked
-    started = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    started = subprocess.run([str(exe), "--help"], check=False, capture_output=True, text=True, timeout=60)
     assert started.returncode == 0 and "usage: wrn-classify" in started.stdout
 
 
@@ -87,7 +89,8 @@ def test_find_tensorrt_says_what_it_did_not_find(tmp_path):
     proc = subprocess.run(["cmake", "-S", str(tmp_path / "src"), "-B", str(tmp_path / "b"), f"-DTensorRT_ROOT={empty}",
                            f"-DPython3_EXECUTABLE={sys.executable}", "-DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY",
                            f"-DCMAKE_FIND_ROOT_PATH={empty}"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+                          check=False, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": ""})
     assert proc.returncode == 0, proc.stderr
     assert "TensorRT: header NvInferRuntime.h not found; no auto runtime library" in proc.stdout, proc.stdout
     assert f"TensorRT_ROOT={empty}" in proc.stdout  # it says where it looked, TensorRT_ROOT included

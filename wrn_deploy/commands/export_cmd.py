@@ -25,14 +25,15 @@ from wrn_deploy.commands.options import (allow_other_data_option, data_options, 
                minimum=8, old=["--verify-images"])
 @allow_other_data_option("Verify on data other than the checkpoint's (same classes).")
 @force_option
-def export(checkpoint, output, fp16, fp16_io, raw_pixels, batch, opset, verify, data, data_dir, skip_bad_images, verify_images,
-           allow_other_data, force):
+def export(checkpoint, output, fp16, fp16_io, raw_pixels, batch, opset, verify, data, data_dir, skip_bad_images,
+           verify_images, allow_other_data, force):
     """Export CHECKPOINT to ONNX with dropout removed and BatchNorm folded.
 
     \b
     The graph takes `images` (N,3,H,W RGB floats in [0, 1], or with --raw-pixels UINT8 0-255;
-    normalisation is inside, and the card says so) and returns `logits`. The card rides in the file's metadata; OUTPUT.report.json lists
-    what was folded, the operators and the verification figures.
+    normalisation is inside, and the card says so) and returns `logits`. The card rides in the
+    file's metadata; OUTPUT.report.json lists what was folded, the operators and the verification
+    figures.
     """
     from wrn_deploy.errors import UserError
     from wrn_deploy.export.checkpoint_to_onnx import ExportOptions, export_checkpoint
@@ -42,7 +43,7 @@ def export(checkpoint, output, fp16, fp16_io, raw_pixels, batch, opset, verify, 
         raise UserError("--fp16-io needs --fp16")
     if raw_pixels and fp16_io:
         raise UserError("--raw-pixels and --fp16-io both choose the input's type; pass one")
-    opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, raw_pixels=raw_pixels, batch=batch, opset=opset, verify=verify, data=data,
-                         data_dir=data_dir, verify_images=verify_images, allow_other_data=allow_other_data,
+    opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, raw_pixels=raw_pixels, batch=batch, opset=opset, verify=verify,
+                         data=data, data_dir=data_dir, verify_images=verify_images, allow_other_data=allow_other_data,
                          skip_bad_images=skip_bad_images)
     click.echo(format_report(export_checkpoint(checkpoint, output, opts, force)))

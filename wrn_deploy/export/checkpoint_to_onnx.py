@@ -9,7 +9,13 @@ import torch
 from wrn_deploy.arch.normalize import Normalized
 from wrn_deploy.card import FP16, FP32, Card, InputSpec, Step, versions, write_into_onnx
 from wrn_deploy.checkpoint import model_from_checkpoint
-from wrn_deploy.export.onnx_export import DEFAULT_OPSET, INPUT, RawPixels, check_opset, export_onnx
+from wrn_deploy.export.onnx_export import (
+    DEFAULT_OPSET,
+    INPUT,
+    RawPixels,
+    check_opset,
+    export_onnx,
+)
 from wrn_deploy.export.prepare import prepare_for_export
 from wrn_deploy.export.report import graph_report
 from wrn_deploy.fileio import atomic_output, check_output, write_json

@@ -144,7 +144,7 @@ def _quantization_card(job: _Job, result: _Result) -> dict:
     spec = job.opts.spec
     return {"target": spec.target, "method": spec.method, "rest": spec.rest, "quantizer": spec.quantizer,
             "placement": spec.layout, "quantized_residual_tensors": residual, "quantized_inputs": len(placed),
-            "percentile": m["percentile"], "calibration_folder": job.folder.name,  # its name: no machine path in the card
+            "percentile": m["percentile"], "calibration_folder": job.folder.name,  # no machine path
             "calibration_ids_sha256": m["ids_sha256"], "calibration_ids": m["ids"],
             "calibration_image_sha256": m["image_sha256"], "calibration_dataset": m["dataset"],
             "excluded_layers": [label[n] for n in result.guard.excluded]}
