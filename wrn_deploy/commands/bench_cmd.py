@@ -55,10 +55,10 @@ def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, co
         opts = ServeOptions("m", "python", max_batch=max(batch, 32), instances=instances)
         with served_artifact(artifact, opts) as server:
             urls = {"http": server.http, "grpc": server.grpc}
-            rows = B.measure(runner, x, batch, requests, rounds, urls, "m", tuple(levels))
-            for r in rows[1:]:  # perf_analyzer beside each Triton row, where it is installed
-                protocol = r["path"].removeprefix("triton-")
-                r["perf_analyzer"] = B.perf_analyzer(protocol, urls[protocol], "m", batch, r["concurrency"], requests)
+            def beside(protocol, clients, share):  # perf_analyzer after each Triton row, where installed
+                return B.perf_analyzer(protocol, urls[protocol], "m", batch, clients, share)
+
+            rows = B.measure(runner, x, batch, requests, rounds, urls, "m", tuple(levels), beside)
     else:
         rows = B.measure(runner, x, batch, requests, rounds)
     title = f"{card.arch} {card.precision} ({Path(artifact).name}), batch {batch}"
@@ -66,7 +66,8 @@ def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, co
     note = f"Machine: {B.machine()}. {len(x)} real {card.dataset.get('name', '')} test images, {requests} timed " \
            f"requests per row in {rounds} interleaved rounds, after {B.WARMUP} warm-up requests per client; Triton: " \
            f"Python backend, {instances} CPU instance(s), dynamic batching; each client a separate process" \
-           + ("; perf_analyzer: the same model, protocol, batch and clients, after the rounds." if pa else
+           + ("; perf_analyzer: the same model, protocol, batch and clients, right after each row in every "
+              "round (mean images/s, median latency)." if pa else
               "; perf_analyzer: not installed here." if triton else ".")
     table = B.markdown(title, rows, note)
     click.echo(table)
