@@ -34,6 +34,8 @@ def test_two_makes_in_different_folders_are_byte_equal_and_path_free(kit, tmp_pa
     for name, data in {**a, **b}.items():
         for folder in (str(tmp_path), "first-folder", "deeper-folder", str(kit)):
             assert folder.encode() not in data, f"{name} holds {folder}"
+    cpu_int8 = onnx.load(str(tmp_path / "first-folder" / "q.onnx"))  # ONNX Runtime's quantizer names itself
+    assert (cpu_int8.producer_name, cpu_int8.producer_version) == ("wrn-deploy", __version__)
     card = read_card(tmp_path / "first-folder" / "q.onnx")
     assert card.parent.path == "m.onnx" and card.origin.path == "run/best.safetensors"
     assert card.step.at is None  # no time unless SOURCE_DATE_EPOCH asks for one
