@@ -21,7 +21,9 @@ COPY models ./models
 COPY tests ./tests
 COPY scripts ./scripts
 
-# The project's own source; its dependencies are pinned by range in pyproject.toml.
+# The project's own source; its dependencies are pinned by range in pyproject.toml. One ONNX
+# Runtime: the gpu extra's onnxruntime-gpu (the core depends on none; never add the cpu extra here,
+# both wheels install the same module; tests/test_environments.py checks this file).
 # hadolint ignore=DL3013
 RUN python -m pip install ".[trt,gpu,serve,dev]" \
  && python -c "import tensorrt, wrn_deploy; print('TensorRT', tensorrt.__version__)"

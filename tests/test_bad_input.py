@@ -56,6 +56,11 @@ class Ctx:
         shutil.copy(src, dst)
         if src.suffix == ".safetensors" and src.with_suffix(".json").exists():
             shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+        origin = self.tmp / "run" / "best.safetensors"
+        if src.suffix == ".onnx" and not origin.exists():
+            # cards name their source checkpoint relative to the artifact: move it along, as a user would
+            origin.parent.mkdir(exist_ok=True)
+            shutil.copy(self.art / "run" / "best.safetensors", origin)
         return dst
 
     def ckpt(self) -> Path:

@@ -30,15 +30,19 @@ def test_every_artifact_kind_reads_through_one_function(tmp_path):
     ckpt = make_checkpoint(tmp_path / "c.safetensors", arch="wrn-10-1")
     card = read_card(ckpt)
     assert card.kind == "checkpoint" and card.origin is None
-    onnx_card = card.derive("onnx", ckpt, Step("export"), input=replace(card.input, normalized_in_graph=True))
+    onnx_card = card.derive("onnx", ckpt, tmp_path / "m.onnx", Step("export"),
+                            input=replace(card.input, normalized_in_graph=True))
     assert onnx_card.parent.kind == "checkpoint" and onnx_card.origin == onnx_card.parent
-    int8 = onnx_card.derive("onnx", ckpt, Step("quantize"), precision=Precision("int8", "fp16"))
-    assert int8.origin == onnx_card.origin  # the root stays the trained checkpoint
+    assert onnx_card.parent.path == "c.safetensors"  # relative to the artifact's folder: no machine path
+    int8 = onnx_card.derive("onnx", ckpt, tmp_path / "q" / "q.onnx", Step("quantize"),
+                            precision=Precision("int8", "fp16"))
+    # the root stays the trained checkpoint, now seen from the INT8 file's folder
+    assert int8.origin == replace(onnx_card.origin, path="../c.safetensors")
     (tmp_path / "m.plan").write_bytes(b"plan")
     (tmp_path / "m.plan.json").write_text(json.dumps({"card": int8.to_dict()}))
     with pytest.raises(UserError, match="describes a onnx, but the file is a plan"):
         read_card(tmp_path / "m.plan")
-    plan = int8.derive("plan", ckpt, Step("build"))
+    plan = int8.derive("plan", ckpt, tmp_path / "m.plan", Step("build"))
     (tmp_path / "m.plan.json").write_text(json.dumps({"card": plan.to_dict()}))
     assert read_card(tmp_path / "m.plan") == plan and plan.precision == int8.precision
     assert [artifact_kind(p) for p in ("a.safetensors", "b.onnx", "c.plan", "d.engine")] == [

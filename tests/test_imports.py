@@ -1,4 +1,5 @@
-"""Every module imports, and --help runs, with tensorrt unimportable (and no GPU)."""
+"""Every module imports, and --help runs, with tensorrt and onnxruntime unimportable (and no GPU):
+ONNX Runtime comes with the cpu or the gpu extra, so a bare install must still start."""
 
 import pkgutil
 import subprocess
@@ -8,7 +9,7 @@ import wrn_deploy
 
 BLOCK_TRT = (
     "import sys; sys.modules['tensorrt'] = None; sys.modules['tritonclient'] = None; "
-    "sys.modules['pycuda'] = None; "
+    "sys.modules['pycuda'] = None; sys.modules['onnxruntime'] = None; "
 )
 
 

@@ -14,6 +14,7 @@ of the chain) and ``step`` (what made it: name, options, tool versions).
 
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -32,6 +33,18 @@ PLAN_SUFFIXES = (".plan", ".engine")
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def stamp() -> str | None:
+    """When a step ran, for artifacts: only where the user asks for a time through the
+    ``SOURCE_DATE_EPOCH`` convention (reproducible-builds.org), so that the same inputs and
+    options give the same bytes on any day; otherwise no time at all."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch:
+        return None
+    if not epoch.isdigit():
+        raise UserError(f"SOURCE_DATE_EPOCH={epoch!r}: give whole seconds since 1970 (or unset it)")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
 
 
 def versions(*packages: str) -> dict:
@@ -74,7 +87,8 @@ FP32, FP16 = Precision("fp32"), Precision("fp16")
 @dataclass(frozen=True)
 class InputSpec:
     """What the artifact's input takes. ``normalized_in_graph``: the graph computes (x - mean) / std
-    itself, so a client feeds RGB values in [0, 1] and must not normalise again."""
+    itself, so a client feeds RGB values in ``value_range`` ([0, 1] floats, or 0-255 for a
+    raw-pixel UINT8 input, which the graph casts and scales) and must not normalise again."""
 
     name: str = "images"
     layout: str = "NCHW"
@@ -87,17 +101,28 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Ref:
-    """A pointer to another artifact: its kind, where it was, and the sha256 of its bytes."""
+    """A pointer to another artifact: its kind, its path relative to the folder of the artifact whose
+    card holds it, and the sha256 of its bytes. Relative: an absolute folder would tie the artifact
+    to the machine (and the folder) that made it, and make two makes of it differ."""
 
     kind: str
     path: str
     sha256: str
 
     @classmethod
-    def to(cls, kind: str, path) -> "Ref":
+    def to(cls, kind: str, path, output) -> "Ref":
+        """The artifact at ``path``, as the card of the artifact written to ``output`` records it."""
         from wrn_deploy.fileio import sha256_file
 
-        return cls(kind, str(Path(path).resolve()), sha256_file(path))
+        return cls(kind, _relative(path, output), sha256_file(path))
+
+    def moved(self, recorded_by, output) -> "Ref":
+        """This ref, recorded by the card of ``recorded_by``, as the card of ``output`` records it."""
+        return replace(self, path=_relative(Path(recorded_by).parent / self.path, output))
+
+
+def _relative(path, output) -> str:
+    return Path(os.path.relpath(Path(path).absolute(), Path(output).absolute().parent)).as_posix()
 
 
 @dataclass(frozen=True)
@@ -107,7 +132,7 @@ class Step:
     name: str
     options: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
-    at: str = field(default_factory=now)
+    at: str | None = field(default_factory=stamp)  # None unless SOURCE_DATE_EPOCH is set
 
 
 @dataclass(frozen=True)
@@ -132,10 +157,12 @@ class Card:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def derive(self, kind: str, parent_path, step: Step, **changes) -> "Card":
-        """The card of an artifact made from this one (at ``parent_path``) by ``step``."""
-        parent = Ref.to(self.kind, parent_path)
-        origin = self.origin or (parent if self.kind == "checkpoint" else None)
+    def derive(self, kind: str, parent_path, output, step: Step, **changes) -> "Card":
+        """The card of the artifact written to ``output``, made from this one (at ``parent_path``)
+        by ``step``; its lineage paths are relative to ``output``'s folder."""
+        parent = Ref.to(self.kind, parent_path, output)
+        origin = self.origin.moved(parent_path, output) if self.origin else None
+        origin = origin or (parent if self.kind == "checkpoint" else None)
         return replace(self, kind=kind, parent=parent, origin=origin, step=step, **changes)
 
     def to_dict(self) -> dict:
@@ -343,13 +370,45 @@ def write_into_onnx(path, card: Card) -> None:
 
     model = onnx.load(str(path))
     props = {ONNX_KEY: card.to_json(), "arch": card.arch, "precision": str(card.precision),
-             "input": f"{card.input.name} {card.input.layout} {card.input.color} {card.input.dtype} in [0, 1]"
+             "input": f"{card.input.name} {card.input.layout} {card.input.color} {card.input.dtype} in "
+                      f"[{', '.join(f'{v:g}' for v in card.input.value_range)}]"
                       + (", normalised inside the graph" if card.input.normalized_in_graph else "")}
     del model.metadata_props[:]
     for k, v in props.items():
         model.metadata_props.add(key=k, value=str(v))
-    model.producer_name = "wrn-deploy"
+    model.producer_name, model.producer_version = "wrn-deploy", __version__
+    _strip_stack_traces(model.graph)
+    for fn in model.functions:
+        _strip_metadata(fn.node)
     onnx.save(model, str(path))
+
+
+# torch.onnx records, per node, the Python stack that made it: absolute source paths of the
+# exporting machine (about half the metadata). The other per-node notes (scopes, classes) are kept.
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+def _strip_stack_traces(graph) -> None:
+    _strip_metadata(graph.node)
+    for v in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        _drop_key(v.metadata_props)
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+                _strip_stack_traces(sub)
+
+
+def _strip_metadata(nodes) -> None:
+    for node in nodes:
+        _drop_key(node.metadata_props)
+
+
+def _drop_key(props) -> None:
+    keep = [(p.key, p.value) for p in props if p.key != STACK_TRACE_KEY]
+    if len(keep) != len(props):
+        del props[:]
+        for k, v in keep:
+            props.add(key=k, value=v)
 
 
 def write_json_copy(path, card: Card) -> None:

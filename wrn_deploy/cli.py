@@ -90,6 +90,12 @@ def _run(argv: list, debug: bool) -> None:
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         _fail(f"error: {e.strerror or e}{where}", 2, debug)
+    except ModuleNotFoundError as e:
+        if e.name != "onnxruntime":
+            _fail(f"internal error: {e} (WRN_DEPLOY_DEBUG=1 shows the traceback; please report it)", 3, debug)
+        # ONNX Runtime comes with an extra (one of two: both would overwrite each other's files)
+        _fail("error: ONNX Runtime is not installed: pip install 'wrn-deploy[cpu]' (or 'wrn-deploy[gpu]' on a "
+              "machine with an NVIDIA GPU; never both)", 2, debug)
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if type(e).__name__ == "OutOfMemoryError" or "allocate memory" in str(e) or "not enough memory" in str(e):
             # torch.OutOfMemoryError (a GPU) or the CPU allocator's RuntimeError, without importing torch

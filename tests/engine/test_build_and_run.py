@@ -134,3 +134,17 @@ def test_signed_plans(fake_trt, onnx_model, tmp_path):
     man.write_text(man.read_text().replace('"max": 256', '"max": 512'))
     with pytest.raises(UserError, match="does not verify"):
         TrtRunner(tmp_path / "s.plan", verify_key=tmp_path / "k.pub", device="cpu").activate()
+
+
+def test_a_version_compatible_plan_runs_on_the_lean_module_where_the_full_one_is_absent(fake_trt, onnx_model,
+                                                                                       tmp_path, monkeypatch):
+    import sys
+
+    build_engine(onnx_model, tmp_path / "vc.plan", BuildOptions(version_compatible=True))
+    build_engine(onnx_model, tmp_path / "plain.plan", BuildOptions())
+    monkeypatch.setitem(sys.modules, "tensorrt", None)           # no full runtime here
+    monkeypatch.setitem(sys.modules, "tensorrt_lean", fake_trt)  # NVIDIA's lean runtime module (its stand-in)
+    with TrtRunner(tmp_path / "vc.plan", device="cpu") as runner:
+        assert runner.trt is fake_trt and runner.infer(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(UserError, match="lean runtime here runs only plans built with --version-compatible"):
+        TrtRunner(tmp_path / "plain.plan", device="cpu").activate()  # the lean runtime runs only VC plans

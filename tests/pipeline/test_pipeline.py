@@ -78,8 +78,10 @@ def test_a_changed_option_or_file_reruns_only_what_depends_on_it(copy_of_run):
     st = statuses(run_cli("pipeline", *args, "--no-triton", "-o", copy_of_run).stdout)
     assert {s for s, v in st.items() if v == "done"} == {
         "quantize-int8", "quantize-int8-cpu", "eval-int8", "eval-int8-cpu", "bench-int8", "bench-int8-cpu",
-        "export-fp16", "eval-fp16", "bench-fp16"}
-    assert {s for s, v in st.items() if v == "cached"} >= {"train", "export-fp32", "reference", "eval-fp32"}
+        "export-fp16"}, st
+    # The export is byte-reproducible: the FP16 file made again is the one already scored and timed.
+    assert {s for s, v in st.items() if v == "cached"} >= {"train", "export-fp32", "reference", "eval-fp32",
+                                                           "eval-fp16", "bench-fp16"}, st
     assert report(copy_of_run)["calibration"]["images"] == 96
 
 

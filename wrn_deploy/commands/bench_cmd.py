@@ -14,6 +14,8 @@ from wrn_deploy.commands.options import (allow_unverified_option, batch_size_opt
 @batch_size_option("Images per request (the batch size timed).", name="batch", default=1, maximum=256, old=["--batch"])
 @requests_option("Timed requests per row.")
 @click.option("--concurrency", default="1,4,8,16", show_default=True, help="Triton client counts to measure.")
+@click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Interleaved rounds: each times a share of every row, so load changes hit all rows alike.")
 @click.option("--triton/--no-triton", default=True, show_default=True,
               help="Also serve the artifact (Python backend) in a local tritonserver and measure HTTP and gRPC.")
 @instances_option()
@@ -23,8 +25,8 @@ from wrn_deploy.commands.options import (allow_unverified_option, batch_size_opt
 @allow_unverified_option()
 @output_option("Also write the table (Markdown) here, and its JSON to OUTPUT.json.")
 @force_option(help="Replace an existing --output.")
-def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, concurrency, triton, instances, threads,
-          verify_key, allow_unverified, output, force):
+def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, concurrency, rounds, triton, instances,
+          threads, verify_key, allow_unverified, output, force):
     """Measure ARTIFACT: p50/p90/p99 latency and throughput after warm-up, on real images."""
     from pathlib import Path
 
@@ -41,6 +43,8 @@ def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, co
         raise UserError(f"--concurrency {concurrency!r}: give client counts like 1,4,8,16") from None
     if not levels or levels[0] < 1 or levels[-1] > 256:
         raise UserError("--concurrency: client counts between 1 and 256")
+    if rounds > requests:
+        raise UserError(f"--rounds {rounds} is more than --requests {requests}: each round times a share of them")
     if output:
         for suffix in ("", ".json"):
             check_output(f"{output}{suffix}", (artifact,), force)
@@ -48,22 +52,30 @@ def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, co
     local.check()  # the trust policy before any image loads
     card = read_card(artifact)
     x = for_card(card, "test", data, data_dir, skip_bad=skip_bad_images).first(images).images().numpy()
-    rows = [B.bench_local(local, x, batch, requests).to_dict()]
     if triton:
         from wrn_deploy.triton.config import ServeOptions
         from wrn_deploy.triton.server import served_artifact
 
         opts = ServeOptions("m", "python", max_batch=max(batch, 32), instances=instances)
         with served_artifact(artifact, opts, verify_key=verify_key, allow_unverified=allow_unverified) as server:
-            for protocol, url in (("http", server.http), ("grpc", server.grpc)):
-                for c in levels:
-                    rows.append(B.bench_triton(protocol, url, "m", x, batch, requests, c).to_dict())
+            urls = {"http": server.http, "grpc": server.grpc}
+            def beside(protocol, clients, share):  # perf_analyzer after each Triton row, where installed
+                return B.perf_analyzer(protocol, urls[protocol], "m", batch, clients, share)
+
+            rows = B.measure(local, x, batch, requests, rounds, urls, "m", tuple(levels), beside)
+    else:
+        rows = B.measure(local, x, batch, requests, rounds)
     title = f"{card.arch} {card.precision} ({Path(artifact).name}), batch {batch}"
+    pa = any(r.get("perf_analyzer") for r in rows)
     note = f"Machine: {B.machine()}. {len(x)} real {card.dataset.get('name', '')} test images, {requests} timed " \
-           f"requests per row after {B.WARMUP} warm-up requests per client; Triton: Python backend, " \
-           f"{instances} CPU instance(s), dynamic batching."
+           f"requests per row in {rounds} interleaved rounds, after {B.WARMUP} warm-up requests per client; Triton: " \
+           f"Python backend, {instances} CPU instance(s), dynamic batching; each client a separate process" \
+           + ("; perf_analyzer: the same model, protocol, batch and clients, right after each row in every "
+              "round (mean images/s, median latency)." if pa else
+              "; perf_analyzer: not installed here." if triton else ".")
     table = B.markdown(title, rows, note)
     click.echo(table)
     if output:
         write_text(output, table)
-        write_json(f"{output}.json", {"artifact": str(artifact), "batch": batch, "rows": rows, "note": note})
+        write_json(f"{output}.json", {"artifact": str(artifact), "batch": batch, "rounds": rounds, "rows": rows,
+                                      "note": note})

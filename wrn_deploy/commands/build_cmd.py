@@ -14,7 +14,9 @@ from wrn_deploy.commands.options import force_option, output_option
 @click.option("--workspace", type=click.IntRange(16), default=1024, show_default=True, help="Workspace limit, MiB.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), default="timing.cache", show_default=True,
               help="Reused across builds on the same GPU and TensorRT version.")
-@click.option("--version-compatible", is_flag=True, help="Plan runs on later TensorRT releases (may be slower).")
+@click.option("--version-compatible", is_flag=True,
+              help="Plan runs on later TensorRT releases and on the lean runtime (tensorrt-lean on PyPI) (may be "
+                   "slower).")
 @click.option("--hw-compat", type=click.Choice(["none", "ampere_plus", "same_compute_capability"]),
               default="none", show_default=True, help="Hardware compatibility level.")
 @click.option("--opt-level", type=click.IntRange(0, 5), help="Builder optimisation level [TensorRT default: 3].")

@@ -12,6 +12,8 @@ from wrn_deploy.commands.options import (allow_other_data_option, data_options, 
 @output_option("The .onnx to write.", required=True)
 @click.option("--fp16", is_flag=True, help="FP16 weights and compute (float32 inputs/outputs).")
 @click.option("--fp16-io", is_flag=True, help="With --fp16: FP16 inputs and outputs too.")
+@click.option("--raw-pixels", is_flag=True,
+              help="Take UINT8 pixels 0-255 (cast and scaled inside the graph) instead of floats in [0, 1].")
 @option("--static-batch", "batch", old=["--batch"], type=click.IntRange(1),
         help="Fix the graph's batch dimension to N [default: dynamic].")
 @click.option("--opset", type=int, default=18, show_default=True,
@@ -23,14 +25,15 @@ from wrn_deploy.commands.options import (allow_other_data_option, data_options, 
                minimum=8, old=["--verify-images"])
 @allow_other_data_option("Verify on data other than the checkpoint's (same classes).")
 @force_option
-def export(checkpoint, output, fp16, fp16_io, batch, opset, verify, data, data_dir, skip_bad_images, verify_images,
-           allow_other_data, force):
+def export(checkpoint, output, fp16, fp16_io, raw_pixels, batch, opset, verify, data, data_dir, skip_bad_images,
+           verify_images, allow_other_data, force):
     """Export CHECKPOINT to ONNX with dropout removed and BatchNorm folded.
 
     \b
-    The graph takes `images` (N,3,H,W RGB floats in [0, 1]; normalisation is inside, and the card
-    says so) and returns `logits`. The card rides in the file's metadata; OUTPUT.report.json lists
-    what was folded, the operators and the verification figures.
+    The graph takes `images` (N,3,H,W RGB floats in [0, 1], or with --raw-pixels UINT8 0-255;
+    normalisation is inside, and the card says so) and returns `logits`. The card rides in the
+    file's metadata; OUTPUT.report.json lists what was folded, the operators and the verification
+    figures.
     """
     from wrn_deploy.errors import UserError
     from wrn_deploy.export.checkpoint_to_onnx import ExportOptions, export_checkpoint
@@ -38,7 +41,9 @@ def export(checkpoint, output, fp16, fp16_io, batch, opset, verify, data, data_d
 
     if fp16_io and not fp16:
         raise UserError("--fp16-io needs --fp16")
-    opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, batch=batch, opset=opset, verify=verify, data=data,
-                         data_dir=data_dir, verify_images=verify_images, allow_other_data=allow_other_data,
+    if raw_pixels and fp16_io:
+        raise UserError("--raw-pixels and --fp16-io both choose the input's type; pass one")
+    opts = ExportOptions(fp16=fp16, fp16_io=fp16_io, raw_pixels=raw_pixels, batch=batch, opset=opset, verify=verify,
+                         data=data, data_dir=data_dir, verify_images=verify_images, allow_other_data=allow_other_data,
                          skip_bad_images=skip_bad_images)
     click.echo(format_report(export_checkpoint(checkpoint, output, opts, force)))

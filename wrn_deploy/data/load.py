@@ -73,14 +73,15 @@ def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool, decod
         test, test_classes, skipped_test, test_digest = load_folder(data_dir, False, progress, skip_bad, decode)
         if test_classes != classes:
             raise UserError(f"class folders of train/ and the test split differ in {data_dir}")
-        return (train, test, classes, f"folder:{data_dir.resolve()}", skipped_train + skipped_test,
+        # The source's kind, not its folder: the content digests identify the images, and a folder
+        # in the card would tie every later artifact to this machine.
+        return (train, test, classes, "folder", skipped_train + skipped_test,
                 {"train": train_digest, "test": test_digest, "digest": FOLDER_DIGEST})
     if name in ("cifar10", "cifar100"):
         (train, classes), (test, _) = load_cifar(name, data_dir, True), load_cifar(name, data_dir, False)
     else:
         (train, classes), (test, _) = load_svhn(data_dir, True), load_svhn(data_dir, False)
-    return train, test, classes, f"torchvision:{data_dir.resolve()}", 0, {"train": train.digest(),
-                                                                          "test": test.digest()}
+    return train, test, classes, "torchvision", 0, {"train": train.digest(), "test": test.digest()}
 
 
 def _hold_out(train, val_size: int, seed: int) -> tuple:
@@ -126,7 +127,7 @@ def load_dataset(name: str, data_dir=None, val_size: int | None = None, split_se
     if skipped:
         import sys
 
-        print(f"warning: skipped {skipped} unreadable image(s) in {source} (--skip-bad-images)", file=sys.stderr)
+        print(f"warning: skipped {skipped} unreadable image(s) of {name} (--skip-bad-images)", file=sys.stderr)
     return Dataset(name, classes, train, val, test, mean, std, identity)
 
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from wrn_deploy import plan_trust
+from wrn_deploy import __version__, plan_trust
 from wrn_deploy.card import Card, Step, read_card, versions
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import atomic_output, check_output, sha256_file
@@ -86,10 +86,15 @@ def check_options(opts: BuildOptions) -> None:
         raise UserError(f"--hw-compat must be one of {', '.join(HW_COMPAT)}")
 
 
-def plan_card(card: Card, onnx_path: Path, opts: BuildOptions, trt_version: str) -> Card:
+def recorded_options(opts: BuildOptions) -> dict:
+    """The options as the card and manifest record them: the timing cache by name, not by folder."""
+    return {**asdict(opts), "timing_cache": opts.timing_cache and Path(opts.timing_cache).name}
+
+
+def plan_card(card: Card, onnx_path: Path, plan_path: Path, opts: BuildOptions, trt_version: str) -> Card:
     """The plan keeps the ONNX file's precision and input; the batch becomes the profile's range."""
-    step = Step("build", asdict(opts), {**versions(), "tensorrt": trt_version})
-    return card.derive("plan", onnx_path, step)
+    step = Step("build", recorded_options(opts), {**versions(), "tensorrt": trt_version})
+    return card.derive("plan", onnx_path, plan_path, step)
 
 
 def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None, force: bool = False) -> dict:
@@ -126,11 +131,12 @@ def build_engine(onnx_path, plan_path, opts: BuildOptions, sign_key=None, force:
     data = bytes(plan)
     man = {"format": plan_trust.FORMAT, "tensorrt_version": trt.__version__,
            "gpu": torch.cuda.get_device_name(), "compute_capability": list(torch.cuda.get_device_capability()),
-           "cuda_version": torch.version.cuda, "build": asdict(opts), "build_seconds": round(seconds, 1),
+           "cuda_version": torch.version.cuda, "build": recorded_options(opts), "build_seconds": round(seconds, 1),
            "profile": {"min": opts.min_batch, "opt": opts.opt_batch, "max": opts.max_batch},
            "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path),
            "plan_sha256": hashlib.sha256(data).hexdigest(), "plan_bytes": len(data),
-           "card": plan_card(card, onnx_path, opts, trt.__version__).to_dict()}
+           "card": plan_card(card, onnx_path, plan_path, opts, trt.__version__).to_dict(),
+           "producer": {"name": "wrn-deploy", "version": __version__}}
     manifest_bytes = (json.dumps(man, indent=2) + "\n").encode()
     if opts.timing_cache:
         with atomic_output(opts.timing_cache) as tmp:

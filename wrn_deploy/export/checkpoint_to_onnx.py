@@ -9,7 +9,13 @@ import torch
 from wrn_deploy.arch.normalize import Normalized
 from wrn_deploy.card import FP16, FP32, Card, InputSpec, Step, versions, write_into_onnx
 from wrn_deploy.checkpoint import model_from_checkpoint
-from wrn_deploy.export.onnx_export import DEFAULT_OPSET, INPUT, check_opset, export_onnx
+from wrn_deploy.export.onnx_export import (
+    DEFAULT_OPSET,
+    INPUT,
+    RawPixels,
+    check_opset,
+    export_onnx,
+)
 from wrn_deploy.export.prepare import prepare_for_export
 from wrn_deploy.export.report import graph_report
 from wrn_deploy.fileio import atomic_output, check_output, write_json
@@ -21,6 +27,7 @@ from wrn_deploy.onnx_check import check_model
 class ExportOptions:
     fp16: bool = False
     fp16_io: bool = False
+    raw_pixels: bool = False       # UINT8 0-255 input, cast and scaled inside the graph
     batch: int | None = None
     opset: int = DEFAULT_OPSET
     verify: bool = True
@@ -31,12 +38,14 @@ class ExportOptions:
     skip_bad_images: bool = False
 
 
-def onnx_card(card: Card, checkpoint: Path, opts: ExportOptions) -> Card:
+def onnx_card(card: Card, checkpoint: Path, output: Path, opts: ExportOptions) -> Card:
     step = Step("export", {k: v for k, v in asdict(opts).items() if k != "data_dir"},
                 versions("onnx", "onnxruntime", "onnxscript"))
     io = "float16" if opts.fp16 and opts.fp16_io else "float32"
-    return card.derive("onnx", checkpoint, step, precision=FP16 if opts.fp16 else FP32,
-                       input=InputSpec(name=INPUT, dtype=io, batch=opts.batch, normalized_in_graph=True))
+    spec = InputSpec(name=INPUT, dtype=io, batch=opts.batch, normalized_in_graph=True)
+    if opts.raw_pixels:
+        spec = InputSpec(name=INPUT, dtype="uint8", value_range=(0, 255), batch=opts.batch, normalized_in_graph=True)
+    return card.derive("onnx", checkpoint, output, step, precision=FP16 if opts.fp16 else FP32, input=spec)
 
 
 def report_path(output: Path) -> Path:
@@ -59,16 +68,18 @@ def export_checkpoint(checkpoint, output, opts: ExportOptions, force: bool = Fal
         chosen = for_card(card, "test", opts.data, opts.data_dir, allow_other_data=opts.allow_other_data,
                           skip_bad=opts.skip_bad_images)
         chosen = chosen.first(opts.verify_images)
-    new_card = onnx_card(card, checkpoint, opts)
+    new_card = onnx_card(card, checkpoint, output, opts)
     fp16_notes = None
     target = net
     if opts.fp16:
         from wrn_deploy.export.fp16 import to_fp16
 
         target, fp16_notes = to_fp16(net, opts.fp16_io)
+    dtype = torch.float16 if opts.fp16_io else torch.float32
+    if opts.raw_pixels:
+        target, dtype = RawPixels(target).eval(), torch.uint8
     with atomic_output(output, replace=force) as tmp:
-        export_onnx(target, tmp, card.input_size, opts.batch, opts.opset,
-                    dtype=torch.float16 if opts.fp16_io else torch.float32)
+        export_onnx(target, tmp, card.input_size, opts.batch, opts.opset, dtype=dtype)
         write_into_onnx(tmp, new_card)
         check_model(tmp)
         figures = None

@@ -60,28 +60,30 @@ def candidate(path, opts: EvalOptions) -> Candidate:
     return Candidate(path, card, runner)
 
 
-def reference_checkpoint(card: Card | None, opts: EvalOptions, path="the candidate") -> Path:
-    """--reference, else the trained checkpoint at the root of the candidate's lineage, unchanged.
-    Errors name the candidate ``path`` (several may be given) and why."""
+def reference_checkpoint(card: Card | None, opts: EvalOptions, candidate_path) -> Path:
+    """--reference, else the trained checkpoint at the root of the candidate's lineage, unchanged
+    (the card records it relative to the candidate's folder). Errors name the candidate (several
+    may be given) and why."""
     from wrn_deploy.fileio import sha256_file
 
     if opts.reference:
         return Path(opts.reference)
     origin = card.origin if card else None
     if card is None:
-        raise UserError(f"{path} has no card (a plan without its manifest), so its source checkpoint is unknown: "
+        raise UserError(f"{candidate_path} has no card (a plan without its manifest), so its source checkpoint is unknown: "
                         "pass --reference CHECKPOINT")
     if origin is None:
-        raise UserError(f"{path}: its card names no source checkpoint (a {card.kind} "
+        raise UserError(f"{candidate_path}: its card names no source checkpoint (a {card.kind} "
                         f"{'trained, not derived' if card.kind == 'checkpoint' else 'made without wrn-deploy lineage'}"
                         "): pass --reference CHECKPOINT")
-    if not Path(origin.path).is_file():
-        raise UserError(f"{path}: its source checkpoint {origin.path} is not here (moved, or made on another "
+    path = Path(candidate_path).parent / origin.path
+    if not path.is_file():
+        raise UserError(f"{candidate_path}: its source checkpoint {origin.path} is not here (moved, or made on another "
                         "machine): pass --reference CHECKPOINT")
-    if sha256_file(origin.path) != origin.sha256:
-        raise UserError(f"{path}: its source checkpoint {origin.path} changed since {path} was made (sha256 differs): "
-                        "pass --reference CHECKPOINT")
-    return Path(origin.path)
+    if sha256_file(path) != origin.sha256:
+        raise UserError(f"{candidate_path}: its source checkpoint {path} changed since {candidate_path} was made "
+                        "(sha256 differs): pass --reference CHECKPOINT")
+    return path
 
 
 def check_overlap(card: Card | None, digests: list, opts: EvalOptions) -> int:

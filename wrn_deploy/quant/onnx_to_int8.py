@@ -33,6 +33,8 @@ def _check_classifier(path: Path) -> Card:
     card = read_card(path)
     if card.kind != "onnx" or card.precision != FP32:
         raise UserError(f"{path} is a {card.precision} {card.kind}; quantize the FP32 ONNX export")
+    if card.input.dtype == "uint8":
+        raise UserError(f"{path} takes raw pixels (UINT8); quantize the float export (without --raw-pixels)")
     graph = onnx.load(str(path), load_external_data=False).graph
     inp, out = graph.input[0].type.tensor_type, graph.output[0].type.tensor_type
     if (len(graph.input) != 1 or inp.elem_type != onnx.TensorProto.FLOAT or len(inp.shape.dim) != 4
@@ -143,7 +145,7 @@ def _quantization_card(job: _Job, result: _Result) -> dict:
     spec = job.opts.spec
     return {"target": spec.target, "method": spec.method, "rest": spec.rest, "quantizer": spec.quantizer,
             "placement": spec.layout, "quantized_residual_tensors": residual, "quantized_inputs": len(placed),
-            "percentile": m["percentile"], "calibration_folder": str(job.folder),
+            "percentile": m["percentile"], "calibration_folder": job.folder.name,  # no machine path
             "calibration_ids_sha256": m["ids_sha256"], "calibration_ids": m["ids"],
             "calibration_image_sha256": m["image_sha256"], "calibration_dataset": m["dataset"],
             "excluded_layers": [label[n] for n in _excluded(result)]}
@@ -178,7 +180,7 @@ def _finish(job: _Job, result: _Result, force: bool) -> dict:
     step = Step("quantize", {**asdict(opts.spec), "calib_size": opts.calib_size, "seed": opts.seed,
                              "split": opts.split, "max_drop": opts.max_drop},
                 {**versions("onnx", "onnxruntime"), **result.versions})
-    new_card = job.card.derive("onnx", job.fp32, step, precision=Precision("int8", rest),
+    new_card = job.card.derive("onnx", job.fp32, job.output, step, precision=Precision("int8", rest),
                                quantization=_quantization_card(job, result))
     with atomic_output(job.output, replace=force) as tmp:
         tmp.write_bytes(result.path.read_bytes())

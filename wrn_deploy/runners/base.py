@@ -20,6 +20,14 @@ class TensorMeta:
     shape: tuple    # -1 where the dimension is dynamic
 
 
+def as_input(images: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """Images in [0, 1] as the model's input type: a raw-pixel (UINT8) input gets 0-255, rounded,
+    which gives back exactly the bytes of an 8-bit image that was divided by 255."""
+    if dtype == np.uint8:
+        return (images * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return images.numpy().astype(dtype)
+
+
 class Runner:
     name = "runner"
 

@@ -8,11 +8,12 @@ import torch
 
 from wrn_deploy.errors import UserError
 from wrn_deploy.limits import ORT_SPIN
-from wrn_deploy.runners.base import Runner, TensorMeta, resolve
+from wrn_deploy.runners.base import Runner, TensorMeta, as_input, resolve
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider"}
-_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+          "tensor(uint8)": "uint8"}
 
 
 class OrtRunner(Runner):
@@ -69,7 +70,7 @@ class OrtRunner(Runner):
 
     def _infer(self, images: torch.Tensor) -> np.ndarray:
         try:
-            out = self.session.run(None, {self.input: images.numpy().astype(self.dtype)})[0]
+            out = self.session.run(None, {self.input: as_input(images, self.dtype)})[0]
         except Exception as e:  # noqa: BLE001 - ORT's own exception types (InvalidArgument, Fail, ...)
             raise UserError(f"ONNX Runtime could not run {self._where()} on images of shape {tuple(images.shape)}: "
                             f"{str(e).splitlines()[0]}") from None

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from wrn_deploy.errors import UserError
-from wrn_deploy.runners.base import Runner, TensorMeta
+from wrn_deploy.runners.base import Runner, TensorMeta, as_input
 
 PROTOCOLS = ("http", "grpc")
 HINT = "pip install 'wrn-deploy[triton]' (tritonclient)"
@@ -80,7 +80,7 @@ class TritonRunner(Runner):
         from tritonclient.utils import InferenceServerException
 
         (inp,), (out,) = self._meta["inputs"], self._meta["outputs"]
-        x = np.ascontiguousarray(images.numpy().astype(self._tensor(inp).dtype))
+        x = np.ascontiguousarray(as_input(images, np.dtype(self._tensor(inp).dtype)))
         request = self._lib.InferInput(inp["name"], list(x.shape), inp["datatype"])
         request.set_data_from_numpy(x)
         want = [self._lib.InferRequestedOutput(out["name"])]

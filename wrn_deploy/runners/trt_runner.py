@@ -20,14 +20,34 @@ from wrn_deploy.errors import UserError
 from wrn_deploy.runners.base import Runner, TensorMeta
 
 
-def import_tensorrt():
-    """The ``tensorrt`` module, or a one-line error naming what to install."""
+def import_tensorrt(lean_ok: bool = False):
+    """The ``tensorrt`` module, or a one-line error naming what to install. With ``lean_ok`` (a
+    version-compatible plan, which the lean runtime runs), NVIDIA's lean runtime module
+    (``tensorrt_lean``, from the tensorrt-lean wheels on PyPI) serves where the full one is absent."""
     try:
         import tensorrt as trt
     except ImportError as e:
+        lean = _import_lean()
+        if lean is not None and lean_ok:
+            return lean
+        hint = ("; the lean runtime here runs only plans built with --version-compatible" if lean is not None
+                else "; a --version-compatible plan also runs on the lean runtime (pip install tensorrt-lean)")
         raise UserError(f"TensorRT is not installed or cannot load ({e}); install the 'trt' extra "
-                        "(pip install 'wrn-deploy[trt]' from NVIDIA's index) on a machine with an NVIDIA GPU") from None
+                        "(pip install 'wrn-deploy[trt]' from NVIDIA's index) on a machine with an NVIDIA GPU"
+                        + hint) from None
     return trt
+
+
+def _import_lean():
+    """``tensorrt_lean`` (the tensorrt-lean meta-package's name) or its bindings module, or None."""
+    import importlib
+
+    for name in ("tensorrt_lean", "tensorrt_lean_bindings"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
 
 
 def require_cuda():
@@ -70,16 +90,20 @@ class TrtRunner(Runner):
         # The one read, verified now (before any image loads) and kept: exactly these bytes are deserialized.
         self._data = Path(self.plan).read_bytes()
         self.trust.verify(self._data)
-        import_tensorrt()
+        import_tensorrt(self._version_compatible())
         require_cuda()
         self._checked = True
+
+    def _version_compatible(self) -> bool:
+        """A plan built with --version-compatible (its manifest says so): the lean runtime runs it."""
+        return bool(self.manifest and (self.manifest.get("build") or {}).get("version_compatible"))
 
     def _activate(self) -> None:
         data, self._data = self._data, None  # verified by check(); an unverified plan is never deserialized
         if data is None:  # activated again after a deactivate: read and verify once more
             data = Path(self.plan).read_bytes()
             self.trust.verify(data)
-        trt = import_tensorrt()
+        trt = import_tensorrt(self._version_compatible())
         if self.manifest is not None:
             plan_trust.check_compatible(self.manifest, trt.__version__, torch.cuda.get_device_capability(),
                                         torch.cuda.get_device_name())

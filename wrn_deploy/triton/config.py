@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from wrn_deploy.errors import UserError
 
 BACKENDS = {"plan": ("tensorrt", "model.plan"), "onnx": ("onnxruntime", "model.onnx"), "python": ("python", "model.py")}
-DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16"}
+DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ def render(card, inp, out, opts: ServeOptions) -> str:
     """The config text. ``inp``/``out``: the runner's TensorMeta of the input and output."""
     lines = [f'name: "{opts.name}"', f'backend: "{opts.backend}"', f"max_batch_size: {opts.max_batch}",
              "input [", "  {", f'    name: "{inp.name}"', f"    data_type: {DTYPES[inp.dtype]}",
+             # the image layout, which Triton's image clients read to lay out the pixels they send
+             f"    format: FORMAT_{card.input.layout}",
              f"    dims: [ {', '.join(str(d) for d in inp.shape[1:])} ]", "  }", "]",
              "output [", "  {", f'    name: "{out.name}"', f"    data_type: {DTYPES[out.dtype]}",
              f"    dims: [ {out.shape[-1]} ]", '    label_filename: "labels.txt"', "  }", "]",

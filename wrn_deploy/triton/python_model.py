@@ -39,7 +39,9 @@ class TritonPythonModel:
         arrays = [pb_utils.get_input_tensor_by_name(r, self.input).as_numpy() for r in requests]
         sizes = [len(a) for a in arrays]
         try:
-            batch = torch.from_numpy(np.concatenate(arrays).astype(np.float32))
+            batch = np.concatenate(arrays)
+            # the runner takes [0, 1]; a raw-pixel input's bytes go back to 0-255 exactly inside it
+            batch = torch.from_numpy(batch.astype(np.float32) / (255 if batch.dtype == np.uint8 else 1))
             logits = self.runner.infer(batch).astype(self.out_dtype)
         except Exception as e:  # noqa: BLE001 - every request gets the error, the server stays up
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))) for _ in requests]
