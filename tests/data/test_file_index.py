@@ -123,3 +123,70 @@ def test_a_card_with_the_older_pixel_digest_gets_its_own_message(tmp_path):
         check_identity(card, ds, "val", False)
     check_identity(card, ds, "val", True)
     check_identity(SimpleNamespace(classes=ds.classes, dataset=ds.identity), ds, "val", False)
+
+
+def test_the_identity_does_not_depend_on_how_the_folder_is_spelled(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "d")
+    want = load_dataset("imagefolder", root, val_size=3, progress=False).identity
+    monkeypatch.chdir(root)
+    for spelling in (".", "../d", str(root) + "/"):
+        for decode in (True, False):
+            got = load_dataset("imagefolder", spelling, val_size=3, progress=False, decode=decode).identity
+            assert (got["train_sha256"], got["test_sha256"]) == (want["train_sha256"], want["test_sha256"]), spelling
+
+
+def test_skip_bad_images_gives_one_identity_with_and_without_decoding(tmp_path):
+    root = _folder(tmp_path / "d")
+    broken = root / "test" / "a" / "0.png"
+    broken.write_bytes(broken.read_bytes()[:200])  # the header reads, the pixels do not
+    full = load_dataset("imagefolder", root, val_size=3, progress=False, skip_bad=True)
+    lazy = load_dataset("imagefolder", root, val_size=3, progress=False, skip_bad=True, decode=False)
+    assert full.identity == lazy.identity and full.identity["skipped_unreadable"] == 1
+    assert len(lazy.test) == 17 and Selection("imagefolder", "test", lazy.test, 32, {}, []).images().shape[0] == 17
+
+
+def test_a_moved_file_of_the_same_size_and_time_is_read_again(tmp_path):
+    root = _folder(tmp_path / "d")
+    before = load_dataset("imagefolder", root, val_size=3, progress=False, decode=False).identity["train_sha256"]
+    a, b = root / "train" / "a" / "1.png", root / "train" / "b" / "1.png"
+    assert a.stat().st_size == b.stat().st_size  # same size; mv keeps the times: only the inode and ctime move
+    tmp = root / "swap.png"
+    a.rename(tmp)
+    b.rename(a)
+    tmp.rename(b)
+    assert load_dataset("imagefolder", root, val_size=3, progress=False, decode=False).identity["train_sha256"] != before
+
+
+def test_file_names_cannot_imitate_other_entries():
+    from wrn_deploy.data.sources import files_digest
+
+    a, b = "1" * 64, "2" * 64
+    assert files_digest(["t/a.png", "t/b.png"], [a, b]) != files_digest([f"t/a.png\t{a}\nt/b.png"], [b])
+
+
+def test_malformed_cache_rows_count_as_missing(tmp_path):
+    import sqlite3
+
+    root = _folder(tmp_path / "d")
+    want = load_dataset("imagefolder", root, val_size=3, progress=False, decode=False).identity
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute("UPDATE files_v2 SET width = 'x'")
+        db.execute("UPDATE files_v2 SET sha256 = 'not hex' WHERE path LIKE '%/a/%'")
+    assert load_dataset("imagefolder", root, val_size=3, progress=False, decode=False).identity == want
+
+
+def test_a_dangling_link_is_an_unreadable_image(tmp_path):
+    root = _folder(tmp_path / "d")
+    (root / "test" / "a" / "gone.png").symlink_to(root / "test" / "a" / "missing.png")
+    with pytest.raises(sources.UserError, match="gone.png"):
+        load_dataset("imagefolder", root, val_size=3, progress=False, decode=False)
+    ds = load_dataset("imagefolder", root, val_size=3, progress=False, decode=False, skip_bad=True)
+    assert ds.identity["skipped_unreadable"] == 1
+
+
+def test_a_file_name_that_is_not_utf8_is_one_clear_error(tmp_path):
+    root = _folder(tmp_path / "d")
+    name = os.fsdecode(b"\xff\xfe.png")
+    (root / "test" / "a" / "0.png").rename(root / "test" / "a" / name)
+    with pytest.raises(sources.UserError, match="not valid UTF-8"):
+        load_dataset("imagefolder", root, val_size=3, progress=False, decode=False)

@@ -35,7 +35,7 @@ from wrn_deploy.commands.options import (Finite, allow_other_data_option, calib_
                    "(the 'modelopt' extra, or a python that has it in WRN_DEPLOY_MODELOPT_PYTHON).")
 @max_int8_drop_option("Largest allowed top-1 drop (points) against FP32 on held-out training images: the "
                       "guard leaves layers in float until it holds.", name="max_drop", old=["--max-drop"])
-@click.option("--no-guard", is_flag=True, help="Skip the layer-exclusion search (still report the drop).")
+@click.option("--no-guard", is_flag=True, help="No accuracy guard: no held-out scoring, no layer kept float (eval checks the model later).")
 @allow_other_data_option("Calibrate on data other than the model's (same classes).")
 @force_option
 @progress_option

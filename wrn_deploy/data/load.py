@@ -244,7 +244,8 @@ def check_identity(card, ds: Dataset, split: str, allow_other_data: bool) -> Non
     key = "test_sha256" if split == "test" else "train_sha256"
     if ident.get("name") and ident["name"] != ds.name:
         problem = f"the model was trained on {ident['name']}; these are {ds.name} images"
-    elif ident.get(key) and ds.identity.get("digest") and ident.get("digest") != ds.identity["digest"]:
+    elif (ident.get(key) and ds.identity.get("digest") and ident.get("digest") != ds.identity["digest"]
+          and str(ident.get("source", "")).startswith("folder")):
         problem = (f"the model's card records the {ds.name} images by an older digest (decoded pixels, before "
                    f"wrn-deploy 0.4) that this version no longer computes")
     elif ident.get(key) and ident[key] != ds.identity[key]:

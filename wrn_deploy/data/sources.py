@@ -82,9 +82,7 @@ class FolderSplit:
 
     @property
     def ids(self) -> list:
-        # Paths relative to the dataset folder: ImageFolder's paths all start with its root.
-        cut = len(os.path.dirname(os.path.normpath(self.folder.root))) + 1
-        return [self.folder.samples[i][0][cut:] for i in self.indices]
+        return [sample_id(self.folder.root, self.folder.samples[i][0]) for i in self.indices]
 
     def digest(self) -> str:
         """SHA-256 over each image's id (its path in the dataset) and file content: a renamed,
@@ -116,10 +114,17 @@ class FolderSplit:
         return torch.from_numpy(np.stack(list(part.arrays())).transpose(0, 3, 1, 2).copy())
 
 
+def sample_id(split_root: str, path: str) -> str:
+    """An image's id: its path from the dataset folder (``train/cat/1.png``). ImageFolder's paths
+    all start with the split folder as given, however it was spelled (``.``, ``..``, links)."""
+    return os.path.basename(os.path.normpath(split_root)) + "/" + path[len(split_root):].lstrip(os.sep)
+
+
 def files_digest(ids: list, shas: list) -> str:
+    # Fixed-length fields (the id's own hash, the file's), so no file name can imitate two entries.
     h = hashlib.sha256()
     for i, sha in zip(ids, shas):
-        h.update(f"{i}\t{sha}\n".encode())
+        h.update(hashlib.sha256(i.encode("utf-8", "surrogateescape")).digest() + bytes.fromhex(sha))
     return h.hexdigest()
 
 
@@ -266,11 +271,14 @@ def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool =
     small = _kind_of_sizes(folder, facts)
     folder.loader = decode_rgb_pil
     split = FolderSplit(folder, facts=facts, small=small)
-    if small and decode:
-        tensor, bad = _decode_all(split, split_dir.parent, progress, skip_bad)
-        kept = set(tensor.ids)
-        split = split.subset([i for i, k in enumerate(split.ids) if k in kept])
-        return tensor, list(folder.classes), skipped + bad, split.digest()
+    if small and (decode or skip_bad):
+        # Training uses every image; --skip-bad-images must know which decode (a header can read
+        # where the pixels do not), so both decode now, and the digest covers what was kept.
+        tensor, kept = _decode_all(split, progress, skip_bad)
+        split = split.subset(kept)
+        assert len(split) == len(tensor)
+        bad = len(folder.samples) - len(kept)
+        return (tensor if decode else split), list(folder.classes), skipped + bad, split.digest()
     if small:
         _check_one_size(split)
     return split, list(folder.classes), skipped, split.digest()
@@ -302,31 +310,30 @@ def _check_one_size(split: FolderSplit) -> None:
                             "give one size per dataset")
 
 
-def _decode_all(split: FolderSplit, root: Path, progress: bool, skip_bad: bool) -> tuple:
-    """(TensorSplit of every image that decodes, images skipped): training uses them all."""
+def _decode_all(split: FolderSplit, progress: bool, skip_bad: bool) -> tuple:
+    """(TensorSplit of every image that decodes, the positions kept in ``split``)."""
     from tqdm import tqdm
 
     first = None
-    arrays, labels, ids = [], [], []
-    skipped = 0
-    with tqdm(split.folder.samples, desc=f"decoding {Path(split.folder.root).name}", unit="img",
+    arrays, kept = [], []
+    paths = [split.folder.samples[i][0] for i in split.indices]
+    with tqdm(paths, desc=f"decoding {Path(split.folder.root).name}", unit="img",
               disable=not progress, leave=False) as it:  # closed (and cleared) on errors too
-        for path, label in it:
+        for pos, path in enumerate(it):
             try:
                 a = decode_rgb(path)
             except BadImage:
                 if not skip_bad:
                     raise
-                skipped += 1
                 continue
             first = first or a.shape
             if a.shape != first:
                 raise UserError(f"{path} is {a.shape[1]}x{a.shape[0]}, others are {first[1]}x{first[0]}; "
                                 "give one size per dataset")
             arrays.append(a)
-            labels.append(label)
-            ids.append(str(Path(path).relative_to(root)))
+            kept.append(pos)
     if not arrays:
         raise UserError(f"no readable image in {split.folder.root}")
+    part = split.subset(kept)
     images = torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy())
-    return TensorSplit(images, torch.tensor(labels, dtype=torch.int64), ids), skipped
+    return TensorSplit(images, part.labels, part.ids), kept

@@ -116,8 +116,8 @@ def quantize(target: str):
         folder = Path(rep["calibration"]["folder"])
         return Done([out, out.with_suffix(".report.json"), *sorted(p for p in folder.iterdir() if p.is_file())],
                     {"calibration": {**rep["calibration"], "manifest": str(folder / "manifest.json")},
-                     "guard": {k: v for k, v in rep["guard"].items() if k not in ("steps", "ranking")},
-                     "excluded_layers": [s["excluded"][-1] for s in rep["guard"]["steps"]]})
+                     "guard": {k: v for k, v in (rep["guard"] or {}).items() if k not in ("steps", "ranking")},
+                     "excluded_layers": [s["excluded"][-1] for s in (rep["guard"] or {}).get("steps", [])]})
     return step
 
 

@@ -66,6 +66,11 @@ def histograms(calibrator, batches: Callable[[], Iterator[np.ndarray]], progress
 
 def _widen(ranges: dict, name: str, a: np.ndarray) -> None:
     lo, hi = _extremes(a)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        from wrn_deploy.errors import UserError
+
+        raise UserError(f"calibration: tensor {name} has {'NaN' if np.isnan([lo, hi]).any() else 'infinite'} "
+                        "values on these images; check the model and the images")
     if name in ranges:
         lo, hi = min(ranges[name][0], lo), max(ranges[name][1], hi)
     ranges[name] = (lo, hi)
@@ -75,7 +80,7 @@ def _extremes(a: np.ndarray) -> tuple:
     if a.size == 0:
         zero = np.array(0, dtype=a.dtype)
         return zero, zero
-    return np.nanmin(a), np.nanmax(a)
+    return a.min(), a.max()  # NaN propagates, and is refused
 
 
 def _bin_range(lo, hi, absolute: bool) -> tuple:
