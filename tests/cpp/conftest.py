@@ -265,7 +265,7 @@ def python_images(root: Path, size: int, train: bool = False):
     from wrn_deploy.data.load import Selection
     from wrn_deploy.data.sources import load_folder
 
-    split, classes, _ = load_folder(root, train, progress=False)
+    split, classes, *_ = load_folder(root, train, progress=False)
     sel = Selection("cifar10", "train" if train else "test", split, size, {}, classes)
     return [root / i for i in sel.ids], sel.images()
 

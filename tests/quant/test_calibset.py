@@ -1,4 +1,5 @@
 import json
+import numpy as np
 from dataclasses import replace
 
 import pytest
@@ -48,5 +49,8 @@ def test_a_cache_made_for_another_model_is_refused(tmp_path):
         calibset.check_cached(folder, manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert not calibset.check_cached(folder, manifest)  # no ranges yet
-    (folder / "ranges.json").write_text("{}")
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, save_tensors_data
+
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, {"x": TensorData(lowest=np.float32(-1), highest=np.float32(1))}),
+                      folder / "ranges.json")
     assert calibset.check_cached(folder, manifest)
