@@ -19,10 +19,10 @@ NEEDS_REAL = "needs the real CIFAR-10 images of ../shared"
 # The longest test files, longest first (measured totals): pytest-xdist hands whole files to its two
 # workers in this order (pyproject's --no-loadscope-reorder keeps it), so the long ones start early
 # and do not leave one worker alone at the end.
-LONGEST_FIRST = ["train/test_recipe.py", "test_bad_input.py", "pipeline/test_pipeline.py", "train/test_train.py",
-                 "train/test_distributed.py", "quant/test_quantize.py", "parity/test_eval.py", "test_wheel.py",
-                 "triton/test_server.py", "cpp/test_bad_input.py", "quant/test_placement.py", "pipeline/test_served.py",
-                 "test_bench.py"]
+LONGEST_FIRST = ["test_bad_input.py", "pipeline/test_pipeline.py", "train/test_train.py", "train/test_distributed.py",
+                 "cpp/test_bad_input.py", "train/test_recipe.py", "quant/test_quantize.py", "parity/test_eval.py",
+                 "pipeline/test_served.py", "triton/test_server.py", "test_wheel.py", "cpp/test_sanitizers.py",
+                 "test_bench.py", "test_reproducible.py", "quant/test_placement.py", "triton/test_stock_client.py"]
 
 
 def _longest_first(items) -> None:

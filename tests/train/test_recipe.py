@@ -3,15 +3,18 @@ set, through the CLI. In a file of its own: the longest single test, run beside 
 
 import json
 
+import pytest
+
 from tests.conftest import run_cli
 from wrn_deploy.checkpoint import model_from_checkpoint
 
 
-def test_default_synthetic_recipe_reaches_90_percent(tmp_path):
+def test_the_default_recipe_writes_a_complete_run(tmp_path):
+    """One epoch of the default recipe: every file of a run and a complete card (the accuracy the
+    full schedule reaches is checked by the slow test below)."""
     out = tmp_path / "run"
-    proc = run_cli("train", "--out", out, "--no-progress")
+    run_cli("train", "--epochs", "1", "--out", out, "--no-progress")
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["test_acc"] >= 90.0, proc.stdout
     for name in ("best.safetensors", "best.json", "last.safetensors", "last.json", "metrics.jsonl",
                  "curves.png", "summary.json"):
         assert (out / name).is_file(), name
@@ -26,3 +29,11 @@ def test_default_synthetic_recipe_reaches_90_percent(tmp_path):
     assert [r["epoch"] for r in rows] == list(range(len(rows)))
     model, _ = model_from_checkpoint(out / "best.safetensors")
     assert not model.training
+
+
+@pytest.mark.slow
+def test_default_synthetic_recipe_reaches_90_percent(tmp_path):
+    """The README's promise for its main command: four epochs, about 4 CPU-minutes on one thread."""
+    out = tmp_path / "run"
+    proc = run_cli("train", "--out", out, "--no-progress")
+    assert json.loads((out / "summary.json").read_text())["test_acc"] >= 90.0, proc.stdout
