@@ -654,11 +654,7 @@ CASES.update(NEW_DOORS)
 
 def _bad_ranges(c):
     """A calibration folder whose cached ranges are garbage, where quantize will reuse them."""
-    cal = c.tmp / "cal"
-    shutil.copytree(c.art / "calib", cal)
-    (folder,) = cal.iterdir()
-    (folder / "ranges.json").write_text("{garbage")
-    return cal
+    return _bad_cache(c, "ranges.json")
 
 
 def _bad_ckpt_card(c):
@@ -724,12 +720,13 @@ def _fixed_64(c):
     return c.tmp / "w.onnx"
 
 
-def _bad_cache(c):
-    """A calibration folder whose manifest is garbage, where quantize will look for cached ranges."""
+def _bad_cache(c, name="manifest.json"):
+    """A calibration folder whose manifest (or ``name``) is garbage, where quantize will look for
+    cached ranges."""
     cal = c.tmp / "cal"
     shutil.copytree(c.art / "calib", cal)
     (folder,) = cal.iterdir()
-    (folder / "manifest.json").write_text("{garbage")
+    (folder / name).write_text("{garbage")
     return cal
 
 
