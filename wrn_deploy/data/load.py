@@ -158,20 +158,18 @@ class Selection:
 
     def subset(self, index) -> "Selection":
         index = torch.as_tensor(index)
-        part = self.part.subset(index if isinstance(self.part, TensorSplit) else index.tolist())
-        return Selection(self.dataset, self.split, part, self.size, self.identity, self.classes)
+        return Selection(self.dataset, self.split, self.part.subset(index), self.size, self.identity, self.classes)
 
     def images(self) -> torch.Tensor:
         """Float RGB images in [0, 1], N x 3 x size x size (large images resized and centre-cropped)."""
         return torch.cat(list(self.chunks(64, numpy=False)))
 
     def chunks(self, n: int, numpy: bool = True):
-        """The images ``n`` at a time, as float32 arrays (or tensors) in [0, 1], decoded as they are
-        asked for: what holds them all at once is the caller's choice."""
-        if isinstance(self.part, TensorSplit):
+        """The images ``n`` at a time, as float32 arrays (or tensors) in [0, 1]. Small images are
+        held as uint8 (a folder's decoded once, at the first ask); large ones are decoded a batch
+        at a time. Float copies of them all exist only if the caller keeps them."""
+        if isinstance(self.part, TensorSplit) or self.part.small:
             parts = (self.part.images[i:i + n].float().div_(255) for i in range(0, len(self), n))
-        elif self.part.small:
-            parts = (self.part.decoded(i, i + n).float().div_(255) for i in range(0, len(self), n))
         else:
             from wrn_deploy.data.batches import batches
 

@@ -50,7 +50,12 @@ class TensorSplit:
     def image_digests(self) -> list:
         """SHA-256 of each image's pixels (uint8, C x H x W): equal images have equal digests,
         whatever file or id they came from."""
-        return [hashlib.sha256(x.numpy().tobytes()).hexdigest() for x in self.images]
+        return pixel_digests(self.images)
+
+
+def pixel_digests(images: torch.Tensor) -> list:
+    """SHA-256 of each uint8 C x H x W image's pixels."""
+    return [hashlib.sha256(x.numpy().tobytes()).hexdigest() for x in images]
 
 
 @dataclass
@@ -63,6 +68,7 @@ class FolderSplit:
     indices: list | None = None
     facts: list | None = None   # file_index.FileFacts per sample of ``folder``
     small: bool = False
+    _pixels: object = field(default=None, repr=False, compare=False)  # small images, once decoded
 
     def __post_init__(self):
         if self.indices is None:
@@ -93,25 +99,19 @@ class FolderSplit:
         """Per image: SHA-256 of its pixels for small images (as for images held in memory, so the
         same picture matches whatever file it came from), of its file's bytes for large ones."""
         if self.small:
-            return [hashlib.sha256(a.transpose(2, 0, 1).tobytes()).hexdigest() for a in self.arrays()]
+            return pixel_digests(self.images)
         return [self.facts[i].sha256 for i in self.indices]
-
-    def arrays(self):
-        """Each small image decoded, H x W x 3 uint8, in order."""
-        for i in self.indices:
-            yield decode_rgb(self.folder.samples[i][0])
 
     @property
     def images(self) -> torch.Tensor:
-        """Every image of a small-image split, decoded now (uint8 N x 3 x H x W, as TensorSplit holds)."""
+        """Every image of a small-image split as uint8 N x 3 x H x W (as TensorSplit holds them),
+        decoded on first use and kept: digests and inference then read the same decode."""
         if not self.small:
             raise AttributeError("large images are resized at use: take them through data.batches")
-        return self.decoded()
-
-    def decoded(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        """Small images ``start:stop`` as a uint8 N x 3 x H x W tensor."""
-        part = self.subset(range(start, len(self) if stop is None else min(stop, len(self))))
-        return torch.from_numpy(np.stack(list(part.arrays())).transpose(0, 3, 1, 2).copy())
+        if self._pixels is None:
+            arrays = [decode_rgb(self.folder.samples[i][0]) for i in self.indices]
+            self._pixels = torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy())
+        return self._pixels
 
 
 def sample_id(split_root: str, path: str) -> str:
