@@ -75,6 +75,7 @@ def test_cifar_pngs_match_python(cpp_models, ov_exe, cifar_pngs, tmp_path, preci
         assert np.array_equal(got.argmax(1), ort.argmax(1))
 
 
+@pytest.mark.slow  # a 224-pixel model through three runtimes: ~10 s on the 2-core machine
 def test_large_images_on_the_224_pixel_model(cpp_model_224, ov_exe, large_images):
     paths, ref = python_images(large_images, 224)
     run = run_openvino(ov_exe, cpp_model_224, paths, "--batch", "7")
