@@ -227,3 +227,18 @@ def test_openvino_config_semantics():
         assert old in text
         with pytest.raises(UserError, match=words):
             C.check_semantics(C.parse(text.replace(old, new), "c"), card, inp, out, (1, None), "c")
+
+
+def test_a_server_without_the_backend_is_refused_before_it_starts(served_onnx, tmp_path):
+    """check_backends looks for BACKENDS/NAME, where Triton loads a backend from."""
+    from wrn_deploy.triton.server import TritonBinary, check_backends
+
+    run_cli("triton", served_onnx, "-o", tmp_path / "repo", "--name", "ov", "--backend", "openvino", "--no-check-load")
+    run_cli("triton", served_onnx, "-o", tmp_path / "repo", "--name", "py", "--backend", "python", "--no-check-load")
+    (tmp_path / "backends" / "python").mkdir(parents=True)
+    binary = TritonBinary(tmp_path / "tritonserver", tmp_path / "backends", source="PATH")
+    with pytest.raises(UserError, match="model ov needs Triton's openvino backend.*no .*backends/openvino"):
+        check_backends(tmp_path / "repo", binary)
+    check_backends(tmp_path / "repo", binary, models=("py",))  # only the models it will load
+    (tmp_path / "backends" / "openvino").mkdir()
+    check_backends(tmp_path / "repo", binary)
