@@ -20,13 +20,16 @@ from wrn_deploy.commands.options import (allow_unverified_option, force_option, 
 @click.option("--queue-delay-us", type=click.IntRange(0, 10_000_000), default=500, show_default=True,
               help="How long dynamic batching waits to fill a batch.")
 @click.option("--trt-accelerator", is_flag=True, help="ONNX on a GPU: use ONNX Runtime's TensorRT accelerator.")
+@click.option("--raw-pixels", is_flag=True,
+              help="Serve an ONNX file behind a UINT8 0-255 input, cast and scaled inside the graph (for clients that "
+                   "send an image's bytes as they are, like Triton's stock image client).")
 @click.option("--check-load/--no-check-load", default=True, show_default=True,
               help="Load the model in a real tritonserver before keeping it (where one is installed).")
 @verify_key_option()
 @allow_unverified_option("Copy a TensorRT plan whose size or sha256 does not match its manifest.")
 @force_option(help="Replace the model if the repository already has it.")
-def triton(artifact, repo, name, backend, max_batch, instances, kind, queue_delay_us, trt_accelerator, check_load,
-           verify_key, allow_unverified, force):
+def triton(artifact, repo, name, backend, max_batch, instances, kind, queue_delay_us, trt_accelerator, raw_pixels,
+           check_load, verify_key, allow_unverified, force):
     """Write a Triton Inference Server model repository for ARTIFACT (checkpoint, ONNX or plan).
 
     \b
@@ -45,7 +48,7 @@ def triton(artifact, repo, name, backend, max_batch, instances, kind, queue_dela
     opts = ServeOptions(name=name, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
                         queue_delay_us=queue_delay_us, trt_accelerator=trt_accelerator)
     done = write_repository(artifact, repo, opts, force=force, check_load=check_load, verify_key=verify_key,
-                            allow_unverified=allow_unverified)
+                            allow_unverified=allow_unverified, raw_pixels=raw_pixels)
     click.echo(f"wrote {done.folder} ({done.backend} backend, max batch {max_batch}, {instances} {kind} "
                f"instance(s)); {done.loaded}")
 

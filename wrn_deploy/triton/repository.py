@@ -26,7 +26,7 @@ from pathlib import Path
 from wrn_deploy import plan_trust
 from wrn_deploy.card import artifact_kind, manifest_path, read_card
 from wrn_deploy.errors import UserError
-from wrn_deploy.fileio import check_writable_dir, umask
+from wrn_deploy.fileio import check_writable_dir, scratch_dir, umask
 from wrn_deploy.runners.base import TensorMeta
 from wrn_deploy.triton import config as C
 from wrn_deploy.triton.files import RECORD, record_text
@@ -88,11 +88,16 @@ def _backend(kind: str, opts: C.ServeOptions) -> str:
 
 
 def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, check_load: bool = True,
-                     verify_key=None, allow_unverified: bool = False, warn=print) -> Written:
+                     verify_key=None, allow_unverified: bool = False, warn=print, raw_pixels: bool = False) -> Written:
+    """``raw_pixels``: serve an ONNX file behind a UINT8 0-255 input (``export.raw_pixels``)."""
     artifact, repo = Path(artifact), Path(repo)
     if not set(opts.name) <= NAME_OK or opts.name.startswith("."):
         raise UserError(f"model name {opts.name!r}: use letters, digits, '-', '_' and '.'")
     kind = artifact_kind(artifact)
+    if raw_pixels and kind != "onnx":
+        raise UserError(f"--raw-pixels puts a UINT8 input in front of an ONNX file, not a {kind}: "
+                        + ("export it with --raw-pixels" if kind == "checkpoint" else
+                           "build the plan from an ONNX file exported with --raw-pixels"))
     trust = data = None
     if kind == "plan":  # the trust policy first, on the bytes that will be copied
         trust = plan_trust.Trust(artifact, verify_key, allow_unverified, warn).preflight()
@@ -106,6 +111,20 @@ def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, 
         raise UserError(f"{final} exists; pass --force to replace it")
     if final.resolve() in artifact.resolve().parents:
         raise UserError(f"{artifact} is inside {final}; write the repository elsewhere")
+    with scratch_dir("triton") as scratch:
+        served = artifact
+        if raw_pixels:
+            from wrn_deploy.export.raw_pixels import add_raw_pixel_front
+
+            served = Path(scratch) / C.BACKENDS["onnx"][1]
+            add_raw_pixel_front(artifact, served, final / "1" / served.name)
+            card, data = read_card(served), served.read_bytes()
+        return _write(served, repo, final, opts, kind, card, data, trust, check_load)
+
+
+def _write(artifact: Path, repo: Path, final: Path, opts: C.ServeOptions, kind: str, card, data, trust,
+           check_load: bool) -> Written:
+    backend = opts.backend
     inp, out, batch_range = artifact_io(artifact, card, trust.manifest if trust else None)
     text = C.render(card, inp, out, opts)
     cfg = C.parse(text, f"{final}/config.pbtxt")
@@ -131,7 +150,7 @@ def _fill(folder: Path, artifact: Path, kind: str, card, text: str, backend: str
     (folder / "labels.txt").write_text("".join(c + "\n" for c in card.classes))
     (folder / "card.json").write_text(json.dumps(card.to_dict(), indent=2) + "\n")
     target = version / ("model.safetensors" if kind == "checkpoint" else C.BACKENDS[kind][1])
-    if data is not None:  # a plan: exactly the bytes the trust policy verified
+    if data is not None:  # a plan: exactly the bytes the trust policy verified (or a raw-pixel front)
         target.write_bytes(data)
     else:
         shutil.copyfile(artifact, target)
