@@ -1,6 +1,6 @@
 """ImageNet-style folders for tests, in every layout ``wrn_deploy.data.imagenet`` reads, made from
 real CIFAR-10 test images upscaled to varied sizes (ImageNet itself is not on these machines): four
-WordNet-id classes, 5 training and 3 validation JPEGs each, the same pictures in every layout."""
+WordNet-id classes, 10 training and 3 validation JPEGs each, the same pictures in every layout."""
 
 import shutil
 from pathlib import Path
@@ -14,7 +14,7 @@ CLASSES = {"n01440764": (449, "tench, Tinca tinca"),
 WNIDS = sorted(CLASSES)
 TORCHVISION_NAMES = ["tench", "goldfish", "great white shark", "tiger shark"]  # its weights' categories
 SIZES = [(96, 80), (120, 90), (75, 110), (100, 100), (110, 70), (90, 120), (81, 65), (70, 96)]
-PER_CLASS = {"train": 5, "val": 3}
+PER_CLASS = {"train": 10, "val": 3}
 
 
 def make_class_folders(root: Path, cifar_dir: Path) -> dict:

@@ -133,7 +133,7 @@ def _image_number(path: Path) -> int | None:
 
 
 def val_labels(root: Path, files: list, ids: dict | None, meta_val_wnids: list | None, classes: list | None) -> dict:
-    """{file name stem: wnid} for the flat validation files, from the first label file found."""
+    """{file name stem: wnid} for the flat validation files (``files``), from the first label file found."""
     solution, truth, txt = (_first(root, "LOC_val_solution.csv"), _first(root, "ILSVRC2012_validation_ground_truth.txt"),
                             _first(root, "val.txt"))
     if solution:
@@ -142,7 +142,7 @@ def val_labels(root: Path, files: list, ids: dict | None, meta_val_wnids: list |
         return _ground_truth(truth, files, ids, meta_val_wnids)
     if txt:
         return _val_txt(txt, classes)
-    raise UserError(f"{root / 'val'} holds images but no class folders, and no label file was found: put "
+    raise UserError(f"{files[0].parent} holds images but no class folders, and no label file was found: put "
                     f"LOC_val_solution.csv, ILSVRC2012_validation_ground_truth.txt (with the devkit's meta.mat) or "
                     f"val.txt ('FILE WNID' lines) in {root} (see docs/imagenet.md)")
 
