@@ -48,8 +48,8 @@ def _meta_mat(path: Path) -> tuple:
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise UserError(f"reading {path} needs scipy (pip install scipy); or remove it and keep meta.bin or "
-                        "LOC_synset_mapping.txt") from None
+        raise UserError(f"reading {path} needs scipy (pip install 'wrn-deploy[imagenet]'); or remove it and keep "
+                        "meta.bin or LOC_synset_mapping.txt") from None
     try:
         synsets = loadmat(str(path), squeeze_me=True)["synsets"]
         rows = [(int(s["ILSVRC2012_ID"]), str(s["WNID"]), str(s["words"]), int(s["num_children"])) for s in synsets]
