@@ -677,7 +677,7 @@ def _evil_meta_bin() -> bytes:
         def __reduce__(self):
             return os.system, ("touch pwned",)
 
-    return pickle.dumps(({"n01440764": ("tench",)}, [Evil()]))
+    return pickle.dumps(({"n01440764": ("tench",)}, [Evil()]), protocol=2)
 
 
 def _eval_imagenet(c, root):

@@ -128,7 +128,7 @@ def _flat_only(tmp_path, layouts) -> Path:
 def test_meta_bin_is_never_unpickled_beyond_plain_data(layouts, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = _flat_only(tmp_path, layouts)
-    (root / "meta.bin").write_bytes(pickle.dumps(({"n01440764": ("tench",)}, [Evil()])))
+    (root / "meta.bin").write_bytes(pickle.dumps(({"n01440764": ("tench",)}, [Evil()]), protocol=2))
     (root / "ILSVRC2012_validation_ground_truth.txt").write_text("449\n")
     with pytest.raises(UserError, match=r"meta.bin .*weights_only"):
         load_dataset("imagenet", root, progress=False, decode=False)

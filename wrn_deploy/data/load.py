@@ -130,7 +130,7 @@ def load_dataset(name: str, data_dir=None, val_size: int | None = None, split_se
         train, val, val_size = None, None, None
     else:
         if val_size is None:
-            val_size = TABLE[name].default_val or min(5000, len(train_full) // 10)
+            val_size = TABLE[name].default_val or min(5000, max(1, len(train_full) // 10))
         train, val = _hold_out(train_full, val_size, split_seed)
     mean, std = _mean_std(name, train) if decode else (None, None)
     identity = {"name": name, "source": source, "classes": len(classes), "class_names": list(classes),
