@@ -26,12 +26,19 @@ def _make(kit, folder):
             if p.is_file() and (p.suffix == ".onnx" or "repo" in p.parts)}
 
 
+def _side_reports(folder):
+    """The reports written beside the models: path-free too, though not byte-equal (they hold times)."""
+    return {f"{folder.name}/{p.name}": p.read_bytes() for p in folder.glob("*.report.json")}
+
+
 def test_two_makes_in_different_folders_are_byte_equal_and_path_free(kit, tmp_path):
     a = _make(kit, tmp_path / "first-folder")
     b = _make(kit, tmp_path / "second" / "deeper-folder")
     assert set(a) == set(b) and len(a) >= 6, sorted(a)  # m.onnx, q.onnx, the repository's files
     assert [str(k) for k in a if a[k] != b[k]] == []
-    for name, data in {**a, **b}.items():
+    reports = {**_side_reports(tmp_path / "first-folder"), **_side_reports(tmp_path / "second" / "deeper-folder")}
+    assert sorted(reports) == [f"{f}/{m}.report.json" for f in ("deeper-folder", "first-folder") for m in "mq"]
+    for name, data in {**a, **b, **reports}.items():
         for folder in (str(tmp_path), "first-folder", "deeper-folder", str(kit)):
             assert folder.encode() not in data, f"{name} holds {folder}"
     cpu_int8 = onnx.load(str(tmp_path / "first-folder" / "q.onnx"))  # ONNX Runtime's quantizer names itself
@@ -39,6 +46,9 @@ def test_two_makes_in_different_folders_are_byte_equal_and_path_free(kit, tmp_pa
     card = read_card(tmp_path / "first-folder" / "q.onnx")
     assert card.parent.path == "m.onnx" and card.origin.path == "run/best.safetensors"
     assert card.step.at is None  # no time unless SOURCE_DATE_EPOCH asks for one
+    side = json.loads(reports["first-folder/q.report.json"])  # a reader finds each file from the report's folder
+    assert (side["output"], side["source"]) == ("q.onnx", "m.onnx")
+    assert side["calibration"]["folder"].startswith("calib/")
 
 
 @pytest.mark.parametrize("name", ["m.onnx", "h.onnx", "q.onnx"])

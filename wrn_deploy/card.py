@@ -23,6 +23,7 @@ from pathlib import Path
 
 from wrn_deploy import __version__
 from wrn_deploy.errors import UserError
+from wrn_deploy.fileio import relative_to
 
 FORMAT = "wrn-deploy.card/2"
 ONNX_KEY = "wrn_deploy.card"
@@ -141,15 +142,11 @@ class Ref:
         """The artifact at ``path``, as the card of the artifact written to ``output`` records it."""
         from wrn_deploy.fileio import sha256_file
 
-        return cls(kind, _relative(path, output), sha256_file(path))
+        return cls(kind, relative_to(path, output), sha256_file(path))
 
     def moved(self, recorded_by, output) -> "Ref":
         """This ref, recorded by the card of ``recorded_by``, as the card of ``output`` records it."""
-        return replace(self, path=_relative(Path(recorded_by).parent / self.path, output))
-
-
-def _relative(path, output) -> str:
-    return Path(os.path.relpath(Path(path).absolute(), Path(output).absolute().parent)).as_posix()
+        return replace(self, path=relative_to(Path(recorded_by).parent / self.path, output))
 
 
 @dataclass(frozen=True)

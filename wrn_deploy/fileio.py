@@ -126,6 +126,12 @@ def write_text(path, text: str, mode: int | None = None, replace: bool = True) -
         tmp.write_text(text)
 
 
+def relative_to(path, artifact) -> str:
+    """``path`` as seen from the folder of ``artifact``: how files written beside an artifact name the
+    files they point to, so they hold no folder of the machine (or the run) that wrote them."""
+    return Path(os.path.relpath(Path(path).absolute(), Path(artifact).absolute().parent)).as_posix()
+
+
 def sha256_file(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

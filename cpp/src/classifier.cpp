@@ -22,6 +22,14 @@ std::unique_ptr<Backend> open_onnxruntime(const std::string& path, const Options
 }
 #endif
 
+#ifndef WRN_HAVE_OPENVINO
+bool have_openvino() { return false; }
+std::unique_ptr<Backend> open_openvino(const std::string& path, const Options&, Card&) {
+    throw Error(path + ": this build of wrn-classify has no OpenVINO backend "
+                "(OpenVINO's C++ runtime was not found when it was compiled)");
+}
+#endif
+
 #ifndef WRN_HAVE_TENSORRT
 bool have_tensorrt() { return false; }
 std::unique_ptr<Backend> open_tensorrt(const std::string& path, const std::vector<char>&, const PlanManifest&,
@@ -44,10 +52,22 @@ std::string lower_suffix(const std::string& path) {
 
 constexpr std::uint64_t kMaxPlanBytes = 8ULL << 30;
 
+// The backend for a .onnx file: the one asked for, or the first this build has.
+std::string onnx_backend(const Options& options) {
+    if (!options.backend.empty()) return options.backend;
+    return have_onnxruntime() || !have_openvino() ? "onnxruntime" : "openvino";
+}
+
 }  // namespace
 
 std::unique_ptr<Classifier> Classifier::open(const std::string& path, const Options& options) {
     if (options.max_batch < 1 || options.threads < 0) throw Error("batch must be at least 1 and threads not negative");
+    if (!options.backend.empty() && options.backend != "onnxruntime" && options.backend != "openvino")
+        throw Error("unknown backend '" + options.backend.substr(0, 40) + "'; expected onnxruntime or openvino");
+    if (options.precision_hint != "f32" && options.precision_hint != "bf16")
+        throw Error("unknown precision hint '" + options.precision_hint.substr(0, 40) + "'; expected f32 or bf16");
+    if (options.precision_hint != "f32" && options.backend != "openvino")
+        throw Error("a precision hint applies to the openvino backend only");
     auto c = std::unique_ptr<Classifier>(new Classifier());
     c->options_ = options;
     const std::string suffix = lower_suffix(path);
@@ -61,8 +81,11 @@ std::unique_ptr<Classifier> Classifier::open(const std::string& path, const Opti
                     "; expected .onnx, .plan or .engine");
     }
     if (suffix == ".onnx") {
-        c->backend_ = open_onnxruntime(path, options, c->card_);
+        c->backend_ = onnx_backend(options) == "openvino" ? open_openvino(path, options, c->card_)
+                                                          : open_onnxruntime(path, options, c->card_);
     } else {
+        if (!options.backend.empty())
+            throw Error(path + ": the " + options.backend + " backend runs .onnx files; a plan runs on TensorRT");
         std::vector<char> plan = read_file(path, kMaxPlanBytes, "plan");
         PlanManifest manifest = check_plan(path, plan, options.allow_unverified);
         c->card_ = manifest.card;

@@ -1,6 +1,6 @@
-// wrn-classify: classify image files with a wrn-deploy model (ONNX via ONNX Runtime, or a TensorRT
-// plan where this build has TensorRT). Errors are one line on stderr: exit status 2 for bad input,
-// 3 for anything unexpected (as the wrn-deploy command does).
+// wrn-classify: classify image files with a wrn-deploy model (ONNX via ONNX Runtime or, where this
+// build has it, OpenVINO; or a TensorRT plan where this build has TensorRT). Errors are one line on
+// stderr: exit status 2 for bad input, 3 for anything unexpected (as the wrn-deploy command does).
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -25,18 +25,23 @@ std::string one_line(std::string text) {
 }
 
 const char* kUsage =
-    "usage: wrn-classify --model FILE [--topk K] [--json] [--batch N] [--threads N] [--dump-input FILE [--force]]\n"
-    "                    [--allow-unverified] IMAGE...\n"
+    "usage: wrn-classify --model FILE [--backend NAME [--precision-hint P]] [--topk K] [--json] [--batch N]\n"
+    "                    [--threads N] [--dump-input FILE [--force]] [--allow-unverified] IMAGE...\n"
     "\n"
-    "Classify PNG or JPEG images with a wrn-deploy model: a .onnx file (FP32, FP16 or INT8; ONNX Runtime on\n"
-    "the CPU) or a .plan/.engine TensorRT engine with its manifest (builds with TensorRT only).\n"
+    "Classify PNG or JPEG images with a wrn-deploy model: a .onnx file (FP32, FP16 or INT8; ONNX Runtime or\n"
+    "OpenVINO on the CPU) or a .plan/.engine TensorRT engine with its manifest (builds with TensorRT only).\n"
     "\n"
     "  --model FILE       the model; its card (in the ONNX metadata or the plan's manifest) gives the\n"
     "                     input size, the class names and whether the graph normalises its input\n"
+    "  --backend NAME     what runs a .onnx file: onnxruntime or openvino (builds that found OpenVINO's\n"
+    "                     C++ runtime) [default: onnxruntime, or openvino in a build without it]\n"
+    "  --precision-hint P openvino: the precision its CPU plugin may compute in, f32 (default: the same\n"
+    "                     logits as ONNX Runtime within rounding) or bf16 (faster where the CPU has it)\n"
     "  --topk K           classes to show per image (default 5)\n"
     "  --json             print one JSON object with the top-k and all logits of every image\n"
     "  --batch N          images per inference call (default 32)\n"
-    "  --threads N        ONNX Runtime intra-op threads (default: ONNX Runtime's choice)\n"
+    "  --threads N        CPU threads: ONNX Runtime's intra-op or OpenVINO's inference threads\n"
+    "                     (default: the runtime's choice)\n"
     "  --dump-input FILE  also write the exact input tensor (float32, N x 3 x S x S, native byte order);\n"
     "                     an existing FILE is replaced only with --force, an input never\n"
     "  --force            replace an existing --dump-input FILE\n"
@@ -45,7 +50,7 @@ const char* kUsage =
     "  --help             this text\n";
 
 struct Args {
-    std::string model, dump;
+    std::string model, dump, backend, precision_hint = "f32";
     int topk = 5, batch = 32, threads = 0;
     bool json = false, force = false, allow_unverified = false;
     std::vector<std::string> images;
@@ -115,12 +120,20 @@ bool parse(int argc, char** argv, Args& a) {
         else if (arg == "--allow-unverified" && !inline_value) a.allow_unverified = true;
         else if (arg == "--model") a.model = need(arg);
         else if (arg == "--dump-input") a.dump = need(arg);
+        else if (arg == "--backend") a.backend = need(arg);
+        else if (arg == "--precision-hint") a.precision_hint = need(arg);
         else if (arg == "--topk") a.topk = parse_int(arg, need(arg).c_str(), 1, 1000000);
         else if (arg == "--batch") a.batch = parse_int(arg, need(arg).c_str(), 1, 4096);
         else if (arg == "--threads") a.threads = parse_int(arg, need(arg).c_str(), 0, 1024);
         else throw wrn::Error("unknown option " + arg.substr(0, 40) + " (see --help)");
     }
     if (a.model.empty()) throw wrn::Error("--model FILE is required (see --help)");
+    if (!a.backend.empty() && a.backend != "onnxruntime" && a.backend != "openvino")
+        throw wrn::Error("--backend must be onnxruntime or openvino, got '" + a.backend.substr(0, 40) + "'");
+    if (a.precision_hint != "f32" && a.precision_hint != "bf16")
+        throw wrn::Error("--precision-hint must be f32 or bf16, got '" + a.precision_hint.substr(0, 40) + "'");
+    if (a.precision_hint != "f32" && a.backend != "openvino")
+        throw wrn::Error("--precision-hint applies to --backend openvino");
     if (a.images.empty()) throw wrn::Error("no images given (see --help)");
     if (!a.dump.empty()) check_dump(a);
     return true;
@@ -135,6 +148,8 @@ std::string percent(double p) {
 int run(Args& a) {
     wrn::Options opts;
     opts.threads = a.threads;
+    opts.backend = a.backend;
+    opts.precision_hint = a.precision_hint;
     opts.max_batch = a.batch;
     opts.allow_unverified = a.allow_unverified;
     auto clf = wrn::Classifier::open(a.model, opts);

@@ -6,6 +6,9 @@
   (``libonnxruntime.so.1.N``); ONNX Runtime's C API is versioned (``OrtGetApiBase()->GetApi(21)``),
   so 1.21 headers work with a newer library.
 - nlohmann/json (``nlohmann-json3-dev``), unless the system already has it.
+- OpenVINO, optional: where the ``openvino`` wheel is installed, its CMake config folder
+  (``openvino/cmake``: OpenVINOConfig.cmake, with the headers and libraries beside it) as
+  ``OpenVINO_DIR``, which builds the OpenVINO backend too. Nothing is fetched for it.
 
 Each .deb is pinned by sha256, fetched over HTTP from a Debian mirror (``WRN_DEBIAN_MIRROR``,
 default http://deb.debian.org/debian), unpacked with the standard library (ar + tar), and only its
@@ -122,6 +125,15 @@ def ort_library() -> Path:
     return libs[-1]
 
 
+def openvino_dir() -> Path | None:
+    """The openvino wheel's CMake config folder (found without importing it), or None."""
+    spec = importlib.util.find_spec("openvino")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    cmake = Path(next(iter(spec.submodule_search_locations))) / "cmake"
+    return cmake if (cmake / "OpenVINOConfig.cmake").is_file() else None
+
+
 def system_json() -> Path | None:
     for d in ("/usr/include", "/usr/local/include"):
         if (Path(d) / "nlohmann" / "json.hpp").is_file():
@@ -139,6 +151,8 @@ def main() -> int:
         json_inc = system_json() or headers("nlohmann_json")
         out = {"WRN_ORT_INCLUDE_DIR": str(ort_inc), "WRN_ORT_LIBRARY": str(ort_library()),
                "WRN_JSON_INCLUDE_DIR": str(json_inc)}
+        if openvino_dir():
+            out["OpenVINO_DIR"] = str(openvino_dir())
     except Missing as e:
         print(f"fetch_deps: {e}", file=sys.stderr)
         return 3

@@ -193,12 +193,21 @@ CASES = {
     "topk zero": (None, None, ["--topk", "0"], ["--topk"]),
     "batch too large": (None, None, ["--batch", "99999999999"], ["--batch"]),
     "option without value": (None, None, ["--topk"], ["needs a value"]),
+    "unknown backend": (None, None, ["--backend", "tensorflow"], ["--backend", "onnxruntime or openvino"]),
+    "unknown precision hint": (None, None, ["--backend", "openvino", "--precision-hint", "fp8"],
+                               ["--precision-hint", "f32 or bf16"]),
+    "precision hint without openvino": (None, None, ["--precision-hint", "bf16"], ["applies to --backend openvino"]),
+    "a plan with a CPU backend": (lambda c: c.plan(), None, ["--backend", "openvino"],
+                                  ["runs .onnx files", "TensorRT"]),
 }
 
 
-def run_case(exe, name: str, tmp_path: Path, models: dict, cifar_dir: Path, env=None):
+def run_case(exe, name: str, tmp_path: Path, models: dict, cifar_dir: Path, env=None, backend=()):
+    """One case; ``backend``: arguments that pick the backend (test_openvino.py runs the model cases
+    through OpenVINO)."""
     c = Corpus(tmp_path, models, cifar_dir)
     make_model, make_image, extra, words = CASES[name]
+    extra = [*backend, *extra]
     (tmp_path / "dir.onnx").mkdir(exist_ok=True)
     model = make_model(c) if make_model else models["fp32"]
     image = make_image(c) if make_image else c.good

@@ -22,6 +22,13 @@ def test_cache_file_configures_the_project(cpp_deps, tmp_path):
     assert cfg.returncode == 0, cfg.stdout + cfg.stderr
     assert "wrn-classify backends: onnxruntime" in cfg.stdout
     assert "TensorRT backend: skipped" in cfg.stdout or "onnxruntime;tensorrt" in cfg.stdout
+    # OpenVINO is optional: given (and built) exactly where its wheel is installed
+    import importlib.util
+
+    has_openvino = importlib.util.find_spec("openvino") is not None
+    assert ("set(OpenVINO_DIR " in text) == has_openvino
+    if has_openvino:  # (a system-wide OpenVINO could build it without the wheel)
+        assert "wrn-classify backends: onnxruntime;openvino" in cfg.stdout, cfg.stdout
 
 
 def test_a_package_that_changed_is_refused(cpp_deps, tmp_path, monkeypatch):

@@ -177,3 +177,68 @@ def test_a_plan_is_verified_before_it_is_copied(tmp_path, monkeypatch):
     assert "loading it unverified" in proc.stdout
     files = json.loads((tmp_path / "repo" / "q" / "wrn-deploy-files.json").read_text())["files"]
     assert files["1/model.plan"] == hashlib.sha256(bytes(data)).hexdigest()
+
+
+def test_openvino_repository(served_onnx, tmp_path):
+    """Triton's OpenVINO backend reads the ONNX file itself: the config names it, pads every execution
+    to max_batch_size (the backend fixes the batch there), and passes Triton's schema and the
+    artifact check; the file record covers it as any other model."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from wrn_deploy.triton.files import RECORD, check_repository
+
+    proc = run_cli("triton", served_onnx, "-o", tmp_path / "repo", "--name", "ov", "--backend", "openvino",
+                   "--max-batch", "8", "--instances", "2")
+    folder = tmp_path / "repo" / "ov"
+    cfg = text_format.Parse((folder / "config.pbtxt").read_text(), mc.ModelConfig())
+    assert cfg.backend == "openvino" and cfg.default_model_filename == "model.onnx" and cfg.max_batch_size == 8
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    assert params["ENABLE_BATCH_PADDING"] == "YES" and params["NUM_STREAMS"] == "1"
+    assert params["wrn_deploy.arch"] == "wrn-10-1"
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [8]
+    assert [(g.count, g.kind) for g in cfg.instance_group] == [(2, mc.ModelInstanceGroup.KIND_CPU)]
+    assert list(cfg.input[0].dims) == [3, 32, 32] and list(cfg.output[0].dims) == [10]
+    assert (folder / "1" / "model.onnx").read_bytes() == served_onnx.read_bytes()
+    assert sorted(json.loads((folder / RECORD).read_text())["files"]) == ["1/model.onnx", "card.json",
+                                                                          "config.pbtxt", "labels.txt"]
+    check_repository(tmp_path / "repo")
+    # pytriton's server has no openvino backend: the write says it was not loaded (or, in NVIDIA's
+    # container, that it was)
+    assert "openvino" in proc.stdout and ("not checked" in proc.stdout or "loaded" in proc.stdout)
+
+
+def test_openvino_config_semantics():
+    """What the schema cannot see: the model file, CPU instances and batch padding."""
+    from types import SimpleNamespace
+
+    from wrn_deploy.runners.base import TensorMeta
+    from wrn_deploy.triton import config as C
+
+    card = SimpleNamespace(input=SimpleNamespace(layout="NCHW"), arch="wrn-10-1", precision="fp32", num_classes=10)
+    inp, out = TensorMeta("images", "float32", (-1, 3, 32, 32)), TensorMeta("logits", "float32", (-1, 10))
+    text = C.render(card, inp, out, C.ServeOptions("m", "openvino", max_batch=4))
+    C.check_semantics(C.parse(text, "c"), card, inp, out, (1, None), "c")
+    for old, new, words in (('default_model_filename: "model.onnx"', 'default_model_filename: "model.xml"',
+                             "model.onnx"),
+                            ("kind: KIND_CPU", "kind: KIND_GPU", "KIND_CPU instances only"),
+                            ('"ENABLE_BATCH_PADDING" value { string_value: "YES"', '"ENABLE_BATCH_PADDING" value '
+                             '{ string_value: "NO"', "ENABLE_BATCH_PADDING")):
+        assert old in text
+        with pytest.raises(UserError, match=words):
+            C.check_semantics(C.parse(text.replace(old, new), "c"), card, inp, out, (1, None), "c")
+
+
+def test_a_server_without_the_backend_is_refused_before_it_starts(served_onnx, tmp_path):
+    """check_backends looks for BACKENDS/NAME, where Triton loads a backend from."""
+    from wrn_deploy.triton.server import TritonBinary, check_backends
+
+    run_cli("triton", served_onnx, "-o", tmp_path / "repo", "--name", "ov", "--backend", "openvino", "--no-check-load")
+    run_cli("triton", served_onnx, "-o", tmp_path / "repo", "--name", "py", "--backend", "python", "--no-check-load")
+    (tmp_path / "backends" / "python").mkdir(parents=True)
+    binary = TritonBinary(tmp_path / "tritonserver", tmp_path / "backends", source="PATH")
+    with pytest.raises(UserError, match="model ov needs Triton's openvino backend.*no .*backends/openvino"):
+        check_backends(tmp_path / "repo", binary)
+    check_backends(tmp_path / "repo", binary, models=("py",))  # only the models it will load
+    (tmp_path / "backends" / "openvino").mkdir()
+    check_backends(tmp_path / "repo", binary)

@@ -206,6 +206,21 @@ def test_port_in_use_is_one_clear_line(repo):
     assert proc.returncode == 2 and f"port {busy}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_backend_the_server_lacks_is_one_clear_line(served_onnx, tmp_path):
+    """An openvino model (a repository for NVIDIA's Triton container) under pytriton's server, which
+    has only the Python backend: serve refuses it before a server starts."""
+    from tests.conftest import run_cli
+
+    if (find_tritonserver().backends / "openvino").is_dir():
+        pytest.skip("this tritonserver has an openvino backend")
+    run_cli("triton", served_onnx, "-o", tmp_path / "repo", "--name", "ov", "--backend", "openvino",
+            "--no-check-load")
+    proc = run_cli("serve", tmp_path / "repo", "--http-port", free_port(), "--grpc-port", free_port(),
+                   "--metrics-port", free_port(), check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "model ov needs Triton's openvino backend" in proc.stderr and "--backend python" in proc.stderr
+
+
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_client_example_classifies_image_files(protocol, server, repo, cifar_dir):
     files = sorted((cifar_dir / "test" / "cat").glob("*.png"))[:3]

@@ -11,8 +11,9 @@ from wrn_deploy.commands.options import (allow_unverified_option, force_option, 
 @output_option("The model repository folder (made, or added to).", name="repo", required=True, folder=True,
                old=["--repo"])
 @click.option("--name", help="Model name in the repository [default: ARCH-PRECISION].")
-@click.option("--backend", type=click.Choice(["native", "python"]), default="native", show_default=True,
-              help="native: tensorrt for a plan, onnxruntime for ONNX; python: wrn-deploy's runner for any artifact.")
+@click.option("--backend", type=click.Choice(["native", "openvino", "python"]), default="native", show_default=True,
+              help="native: tensorrt for a plan, onnxruntime for ONNX; openvino: Triton's OpenVINO backend for ONNX "
+                   "(CPU); python: wrn-deploy's runner for any artifact.")
 @click.option("--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True)
 @instances_option()
 @click.option("--kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True, help="Instance kind.")

@@ -91,5 +91,5 @@ def export_checkpoint(checkpoint, output, opts: ExportOptions, force: bool = Fal
         report = {"output": str(output), "precision": str(new_card.precision), "card": new_card.to_dict(),
                   "prepare": prep.to_dict(), "graph": graph_report(tmp), "fp16": fp16_notes,
                   "verification": figures}
-    write_json(report_path(output), report, replace=force)
+    write_json(report_path(output), {**report, "output": output.name}, replace=force)
     return report

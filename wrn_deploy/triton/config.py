@@ -13,7 +13,7 @@ DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8"}
 @dataclass(frozen=True)
 class ServeOptions:
     name: str
-    backend: str                 # tensorrt | onnxruntime | python
+    backend: str                 # tensorrt | onnxruntime | openvino | python
     max_batch: int = 32
     instances: int = 1
     kind: str = "cpu"            # cpu | gpu
@@ -30,8 +30,32 @@ def preferred_sizes(max_batch: int) -> list:
     return sizes[1:] or [max_batch]
 
 
+# Triton's OpenVINO backend (github.com/triton-inference-server/openvino_backend: its README's
+# "Parameters" and src/openvino.cc, read 2026-11-30 at db19304):
+# - it looks for 1/model.xml (OpenVINO IR) unless default_model_filename names another file; it
+#   reads model.onnx directly, so the ONNX file is served as it is, with no conversion;
+# - with max_batch_size > 0 it fixes the model's batch at max_batch_size (ov::set_batch) and
+#   refuses an execution whose requests add up to fewer images, unless ENABLE_BATCH_PADDING is
+#   YES (it pads with zeros): so padding is on, and dynamic batching prefers the full batch;
+# - it reads only its own keys from the parameters (INFERENCE_NUM_THREADS, NUM_STREAMS,
+#   PERFORMANCE_HINT, HINT_BF16, SKIP_OV_DYNAMIC_BATCHSIZE, ENABLE_BATCH_PADDING, ...), so the
+#   wrn_deploy.* keys pass through; it has no key for an f32 precision hint (only HINT_BF16), so
+#   on CPUs where OpenVINO's default is bf16 (AMX) the served model computes in bf16;
+# - instances must be KIND_CPU. Threads are left to OpenVINO (a count written here would be the
+#   writing machine's, not the server's).
+OPENVINO_MODEL_FILE = "model.onnx"
+OPENVINO_PARAMETERS = {"NUM_STREAMS": "1", "PERFORMANCE_HINT": "LATENCY", "ENABLE_BATCH_PADDING": "YES"}
+
+
+def _parameter(key: str, value: str) -> str:
+    return 'parameters { key: "' + key + '" value { string_value: "' + value + '" } }'
+
+
 def render(card, inp, out, opts: ServeOptions) -> str:
     """The config text. ``inp``/``out``: the runner's TensorMeta of the input and output."""
+    openvino = opts.backend == "openvino"
+    # openvino always runs max_batch_size images (padded), so a smaller batch saves no work
+    preferred = [opts.max_batch] if openvino else preferred_sizes(opts.max_batch)
     lines = [f'name: "{opts.name}"', f'backend: "{opts.backend}"', f"max_batch_size: {opts.max_batch}",
              "input [", "  {", f'    name: "{inp.name}"', f"    data_type: {DTYPES[inp.dtype]}",
              # the image layout, which Triton's image clients read to lay out the pixels they send
@@ -39,10 +63,12 @@ def render(card, inp, out, opts: ServeOptions) -> str:
              f"    dims: [ {', '.join(str(d) for d in inp.shape[1:])} ]", "  }", "]",
              "output [", "  {", f'    name: "{out.name}"', f"    data_type: {DTYPES[out.dtype]}",
              f"    dims: [ {out.shape[-1]} ]", '    label_filename: "labels.txt"', "  }", "]",
-             "dynamic_batching {", f"  preferred_batch_size: [ {', '.join(map(str, preferred_sizes(opts.max_batch)))} ]",
+             "dynamic_batching {", f"  preferred_batch_size: [ {', '.join(map(str, preferred))} ]",
              f"  max_queue_delay_microseconds: {opts.queue_delay_us}", "}",
              "instance_group [", "  {", f"    count: {opts.instances}",
              f"    kind: {'KIND_GPU' if opts.kind == 'gpu' else 'KIND_CPU'}", "  }", "]"]
+    if openvino:
+        lines.insert(3, f'default_model_filename: "{OPENVINO_MODEL_FILE}"')
     if opts.trt_accelerator:
         lines += ["optimization { execution_accelerators { gpu_execution_accelerator : [ {",
                   '  name : "tensorrt"', "} ] } }"]
@@ -50,8 +76,9 @@ def render(card, inp, out, opts: ServeOptions) -> str:
               f'      key: "{inp.name}"', "      value {", f"        data_type: {DTYPES[inp.dtype]}",
               f"        dims: [ {', '.join(str(d) for d in inp.shape[1:])} ]", "        zero_data: true",
               "      }", "    }", "  }", "]",
-             'parameters { key: "wrn_deploy.arch" value { string_value: "' + card.arch + '" } }',
-             'parameters { key: "wrn_deploy.precision" value { string_value: "' + str(card.precision) + '" } }']
+             _parameter("wrn_deploy.arch", card.arch), _parameter("wrn_deploy.precision", str(card.precision))]
+    if openvino:
+        lines += [_parameter(k, v) for k, v in OPENVINO_PARAMETERS.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -91,5 +118,21 @@ def check_semantics(cfg, card, inp, out, batch_range: tuple, where: str) -> None
     if co.name != out.name or list(co.dims) != [card.num_classes] or mc.DataType.Name(co.data_type) != DTYPES[out.dtype]:
         problems.append(f"output {co.name} {list(co.dims)} does not match the artifact's {out.name} "
                         f"[{card.num_classes}] {out.dtype}")
+    if cfg.backend == "openvino":
+        problems += _openvino_problems(cfg, mc)
     if problems:
         raise UserError(f"{where}: {'; '.join(problems)}")
+
+
+def _openvino_problems(cfg, mc) -> list:
+    """What Triton's OpenVINO backend needs beyond the schema (see OPENVINO_PARAMETERS)."""
+    problems = []
+    if cfg.default_model_filename != OPENVINO_MODEL_FILE:
+        problems.append(f"the openvino backend must be told to read {OPENVINO_MODEL_FILE} (default_model_filename)")
+    if any(g.kind != mc.ModelInstanceGroup.KIND_CPU for g in cfg.instance_group):
+        problems.append("Triton's openvino backend runs KIND_CPU instances only")
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    if params.get("ENABLE_BATCH_PADDING", "").upper() != "YES":
+        problems.append("the openvino backend needs ENABLE_BATCH_PADDING YES, or it refuses every execution of "
+                        "fewer than max_batch_size images")
+    return problems

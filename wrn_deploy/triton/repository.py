@@ -4,7 +4,7 @@
 REPO/NAME/config.pbtxt     backend, shapes, dtypes, dynamic batching, instances, warm-up
 REPO/NAME/labels.txt       the card's class names, one a line (Triton's classification extension)
 REPO/NAME/card.json        the artifact's card: what the input must be (normalised inside the graph)
-REPO/NAME/1/model.onnx     native onnxruntime backend, or
+REPO/NAME/1/model.onnx     native onnxruntime backend, or Triton's openvino backend (it reads ONNX), or
 REPO/NAME/1/model.plan     native tensorrt backend (+ model.plan.json manifest, .sig), or
 REPO/NAME/1/model.py       Python backend + the artifact beside it (any kind, through its runner)
 REPO/NAME/wrn-deploy-files.json   every file above with its sha256 (``files.py``; ``serve`` checks it)
@@ -71,9 +71,17 @@ def artifact_io(path: Path, card, manifest: dict | None = None) -> tuple:
         return inp, out, runner.batch_range()
 
 
-def _backend(kind: str, wanted: str) -> str:
+def _backend(kind: str, opts: C.ServeOptions) -> str:
+    wanted = opts.backend
     if wanted == "python":
         return "python"
+    if wanted == "openvino":
+        if kind != "onnx":
+            raise UserError(f"Triton's openvino backend serves an ONNX file, not a {kind}: give the .onnx, or pass "
+                            "--backend python")
+        if opts.kind != "cpu":
+            raise UserError("Triton's openvino backend runs CPU instances only: use --kind cpu")
+        return "openvino"
     if kind == "checkpoint":
         raise UserError("a checkpoint has no native Triton backend: export it, or pass --backend python")
     return C.BACKENDS[kind][0]
@@ -91,7 +99,7 @@ def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, 
         data = artifact.read_bytes()
         trust.verify(data)
     card = read_card(artifact)
-    backend = _backend(kind, opts.backend)
+    backend = _backend(kind, opts)
     opts = C.ServeOptions(**{**opts.__dict__, "backend": backend})
     final = repo / opts.name
     if final.exists() and not force:
@@ -145,13 +153,14 @@ def _fill(folder: Path, artifact: Path, kind: str, card, text: str, backend: str
 
 def _check_load(repo: Path, folder: Path, name: str, backend: str) -> str:
     """Load the model in a real tritonserver, where one exists here, before it is put in place."""
-    from wrn_deploy.triton.server import find_tritonserver, served_repository
+    from wrn_deploy.triton.server import find_tritonserver, missing_backend, served_repository
 
     binary = find_tritonserver()
     if binary is None:
         return "not checked (no tritonserver here)"
-    if binary.source == "nvidia-pytriton" and backend != "python":
-        return f"not checked (this tritonserver has only the Python backend, no {backend})"
+    why = missing_backend(binary, backend)
+    if why:
+        return f"not checked ({why})"
     # Load the candidate from a private repository that holds only it, under its final name.
     import tempfile
 

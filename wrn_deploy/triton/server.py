@@ -77,6 +77,39 @@ def require_tritonserver() -> TritonBinary:
     return found
 
 
+def config_backend(folder: Path) -> str:
+    """The backend a model folder's config.pbtxt names ('' where it names none or cannot be read)."""
+    import re
+
+    try:
+        text = (Path(folder) / "config.pbtxt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    found = re.search(r'^\s*backend\s*:\s*"([^"\n]*)"', text, re.MULTILINE)
+    return found.group(1) if found else ""
+
+
+def missing_backend(binary: TritonBinary, backend: str) -> str | None:
+    """Why ``binary`` cannot load a model of ``backend`` (Triton loads BACKENDS/NAME/libtriton_NAME.so),
+    or None where it has it or its backends folder cannot be listed (the server then says)."""
+    if not backend or not binary.backends.is_dir() or (binary.backends / backend).is_dir():
+        return None
+    if binary.source == "nvidia-pytriton":
+        return f"nvidia-pytriton's tritonserver has only the Python backend, no {backend}"
+    return f"this tritonserver has no {backend} backend (no {binary.backends / backend})"
+
+
+def check_backends(repo, binary: TritonBinary, models: tuple = ()) -> None:
+    """Refuse, in one line and before a server starts, a repository with a model (of ``models``, or
+    any) whose backend the server lacks (an openvino or onnxruntime model under nvidia-pytriton's
+    server, which has only the Python backend)."""
+    for folder in sorted(p for p in Path(repo).iterdir() if p.is_dir() and (not models or p.name in models)):
+        why = missing_backend(binary, config_backend(folder))
+        if why:
+            raise UserError(f"model {folder.name} needs Triton's {config_backend(folder)} backend, but {why}: serve "
+                            "it in NVIDIA's Triton container, or write it with `wrn-deploy triton --backend python`")
+
+
 def check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -136,6 +169,7 @@ class Server:
 
     def start(self, timeout: float = 120) -> "Server":
         binary = require_tritonserver()
+        check_backends(self.repo, binary, self.models)
         for port in (self.http_port, self.grpc_port, self.metrics_port):
             check_port_free(self.host, port)
         env = dict(os.environ, **binary.env)

@@ -1,6 +1,7 @@
 // wrn-deploy C++ library: load a Wide ResNet artifact once, classify many images.
 //
 //   auto clf = wrn::Classifier::open("model.onnx");          // or "model.plan" (TensorRT builds)
+//   (wrn::Options::backend = "openvino" runs the .onnx on OpenVINO, in builds that have it)
 //   for (auto& path : paths) {
 //       wrn::Prediction p = clf->classify({wrn::load_image(path, clf->card())}, 5).at(0);
 //       std::cout << clf->card().classes[p.top[0].index] << "\n";
@@ -132,15 +133,19 @@ public:
 };
 
 struct Options {
-    int threads = 0;      // CPU backend: intra-op threads (0: ONNX Runtime's default)
+    // Which backend runs a .onnx file: "onnxruntime", "openvino", or "" for the first one this build
+    // has (ONNX Runtime, else OpenVINO). A plan always runs on TensorRT.
+    std::string backend;
+    int threads = 0;      // CPU backends: ONNX Runtime's intra-op threads, OpenVINO's inference threads (0: theirs)
+    std::string precision_hint = "f32";  // OpenVINO: the inference precision it may use (f32 or bf16)
     int max_batch = 32;   // images per backend call
     bool allow_unverified = false;  // load a plan whose bytes do not match its manifest (--allow-unverified)
 };
 
 class Classifier {
 public:
-    // Opens a .onnx file (ONNX Runtime backend) or a .plan / .engine file (TensorRT backend, after
-    // the manifest check). Throws wrn::Error with one line when the file cannot be used.
+    // Opens a .onnx file (ONNX Runtime or OpenVINO backend, see Options::backend) or a .plan /
+    // .engine file (TensorRT backend, after the manifest check). Throws wrn::Error with one line when the file cannot be used.
     static std::unique_ptr<Classifier> open(const std::string& path, const Options& options = {});
 
     const Card& card() const { return card_; }
