@@ -659,6 +659,53 @@ NEW_DOORS = {
 CASES.update(NEW_DOORS)
 
 
+def _imagenet(ctx, folders=("n01440764", "n01443537"), flat=False, files=None) -> Path:
+    """A small ImageNet-style folder: train/ and val/ class folders (or a flat val/) of 80x70 JPEGs,
+    with ``files`` ({name: bytes or text}) at its root."""
+    from PIL import Image
+
+    root = ctx.tmp / "imagenet"
+    for split in ("train", "val"):
+        for k, wnid in enumerate(folders):
+            folder = root / split / ("" if flat and split == "val" else wnid)
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(2):
+                name = f"ILSVRC2012_val_{2 * k + i + 1:08d}" if split == "val" else f"{wnid}_{i}"
+                Image.new("RGB", (80, 70), (k * 90, i * 60, 9)).save(folder / f"{name}.JPEG", format="JPEG")
+    for name, data in (files or {}).items():
+        (root / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+    return root
+
+
+def _evil_meta_bin() -> bytes:
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, ("touch pwned",)
+
+    return pickle.dumps(({"n01440764": ("tench",)}, [Evil()]), protocol=2)
+
+
+def _eval_imagenet(c, root):
+    return ["eval", "--onnx", c.copy("m.onnx"), "--data", "imagenet", "--data-dir", root]
+
+
+CASES.update({
+    "eval imagenet flat val without labels": (lambda c: _eval_imagenet(c, _imagenet(c, flat=True)),
+                                              "no label file was found"),
+    "eval imagenet ground truth without meta": (lambda c: _eval_imagenet(c, _imagenet(c, flat=True, files={
+        "ILSVRC2012_validation_ground_truth.txt": "449\n449\n450\n450\n"})), "needs the devkit's meta.mat"),
+    "eval imagenet meta.bin with code": (lambda c: _eval_imagenet(c, _imagenet(c, files={"meta.bin": _evil_meta_bin()})),
+                                         "weights_only"),
+    "eval imagenet folders not wordnet ids": (lambda c: _eval_imagenet(c, _imagenet(c, folders=("cat", "dog"))),
+                                              "not a WordNet id"),
+    "eval imagenet classes differ": (lambda c: _eval_imagenet(c, _imagenet(c)), "has 2 classes; the model has 10"),
+    "eval imagenet val.txt names an unknown class": (lambda c: _eval_imagenet(c, _imagenet(c, flat=True, files={
+        "val.txt": "ILSVRC2012_val_00000001.JPEG n09999999\n"})), "has no label|not one of the"),
+})
+
+
 def _bad_ranges(c):
     """A calibration folder whose cached ranges are garbage, where quantize will reuse them."""
     return _bad_cache(c, "ranges.json")

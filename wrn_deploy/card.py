@@ -100,6 +100,33 @@ class InputSpec:
     batch: int | None = None    # a fixed batch size, or None for a dynamic batch
 
 
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image file becomes the model's input_size square: the shorter side resized to
+    ``resize`` pixels with ``interpolation`` (antialiased, as torchvision's Resize on PIL images),
+    then a centre crop of input_size; ``resize`` None: images are used at input_size as they are."""
+
+    resize: int | None = None
+    interpolation: str = "bilinear"
+
+    def __post_init__(self):
+        if self.resize is not None and (isinstance(self.resize, bool) or not isinstance(self.resize, int)
+                                        or self.resize < 1):
+            raise UserError(f"preprocess.resize {self.resize!r}: give a whole number of pixels, or null")
+        if self.interpolation not in INTERPOLATIONS:
+            raise UserError(f"preprocess.interpolation {self.interpolation!r}: choose one of "
+                            f"{', '.join(INTERPOLATIONS)}")
+
+
+def legacy_preprocess(input_size: int) -> Preprocess:
+    """The rule for cards without a preprocess field: large inputs resize the shorter side to
+    input_size * 256 / 224 (bilinear) and crop; small ones take images as they are."""
+    return Preprocess(int(input_size * 256 / 224)) if input_size >= 64 else Preprocess()
+
+
 @dataclass(frozen=True)
 class Ref:
     """A pointer to another artifact: its kind, its path relative to the folder of the artifact whose
@@ -149,6 +176,11 @@ class Card:
     dataset: dict = field(default_factory=dict)       # the data's identity (data.load_dataset)
     training: dict = field(default_factory=dict)      # checkpoints: recipe, epoch, metrics
     quantization: dict = field(default_factory=dict)  # INT8 models: calibration and layers
+    preprocess: Preprocess | None = None  # None: legacy_preprocess(input_size)
+
+    @property
+    def preprocessing(self) -> Preprocess:
+        return self.preprocess or legacy_preprocess(self.input_size)
 
     @property
     def num_classes(self) -> int:
@@ -166,6 +198,8 @@ class Card:
         d = asdict(self)
         d = {"format": FORMAT, **d, "precision": str(self.precision), "num_classes": self.num_classes}
         d["input"]["value_range"] = list(self.input.value_range)
+        if d["preprocess"] is None:  # cards without the field read as legacy_preprocess
+            del d["preprocess"]
         return d
 
     def to_json(self) -> str:
@@ -186,7 +220,8 @@ class Card:
                        input=InputSpec(**dict(d["input"], value_range=tuple(d["input"]["value_range"]))),
                        step=Step(**d["step"]), parent=_ref(d.get("parent")), origin=_ref(d.get("origin")),
                        dropout=float(d.get("dropout", 0.0)), dataset=dict(d.get("dataset") or {}),
-                       training=dict(d.get("training") or {}), quantization=dict(d.get("quantization") or {}))
+                       training=dict(d.get("training") or {}), quantization=dict(d.get("quantization") or {}),
+                       preprocess=Preprocess(**d["preprocess"]) if d.get("preprocess") is not None else None)
         except UserError as e:
             raise UserError(f"{where}: {e.format_message()}") from None
         except (KeyError, TypeError, ValueError) as e:
@@ -256,6 +291,9 @@ def _check(card: Card, d: dict, where: str) -> None:
     if len(card.mean) != 3 or len(card.std) != 3 or not all(map(math.isfinite, card.mean + card.std)) \
             or min(card.std) <= 0:
         problems.append("mean and std must be three finite numbers each, std positive")
+    if card.preprocess and card.preprocess.resize is not None and card.preprocess.resize < card.input_size:
+        problems.append(f"preprocess.resize {card.preprocess.resize} is smaller than input_size {card.input_size} "
+                        "(the centre crop would pad)")
     if not 0 <= card.dropout < 1:
         problems.append(f"dropout {card.dropout} is outside [0, 1)")
     if problems:

@@ -75,6 +75,39 @@ bool safe_class_name(const std::string& name) {
     return true;
 }
 
+// The card's "preprocess" object (wrn_deploy.card.Preprocess), or the legacy rule without one.
+void read_preprocess(const json& d, const std::string& where, Card& c) {
+    auto it = d.find("preprocess");
+    if (it == d.end() || it->is_null()) {
+        c.resize = c.input_size >= 64 ? static_cast<int>(c.input_size * 256.0 / 224.0) : 0;
+        c.interpolation = "bilinear";
+        return;
+    }
+    if (!it->is_object()) throw Error(where + ": the card is malformed ('preprocess' is not an object)");
+    for (const auto& item : it->items())
+        if (item.key() != "resize" && item.key() != "interpolation")
+            throw Error(where + ": the card is malformed (unknown preprocess field '" + short_text(item.key()) + "')");
+    auto resize = it->find("resize");
+    if (resize != it->end() && !resize->is_null()) {
+        if (!resize->is_number_integer() || resize->get<long long>() < c.input_size ||
+            resize->get<long long>() > kMaxInputSize)
+            throw Error(where + ": the card is invalid: preprocess.resize must be null or an integer from input_size (" +
+                        std::to_string(c.input_size) + ") to " + std::to_string(kMaxInputSize) + ", got " +
+                        short_text(resize->dump()));
+        c.resize = static_cast<int>(resize->get<long long>());
+    } else {
+        c.resize = 0;
+    }
+    auto interp = it->find("interpolation");
+    c.interpolation = "bilinear";
+    if (interp != it->end()) {
+        if (!interp->is_string() || (interp->get<std::string>() != "bilinear" && interp->get<std::string>() != "bicubic"))
+            throw Error(where + ": the card is invalid: preprocess.interpolation must be \"bilinear\" or \"bicubic\", got " +
+                        short_text(interp->dump()));
+        c.interpolation = interp->get<std::string>();
+    }
+}
+
 }  // namespace
 
 namespace {
@@ -136,6 +169,7 @@ Card card_from(const json& d, const std::string& where) {
             throw Error(where + ": the card is invalid: input.batch must be null or an integer from 1 to 4096");
         c.fixed_batch = static_cast<int>(batch->get<long long>());
     }
+    read_preprocess(d, where, c);
     return c;
 }
 

@@ -1,8 +1,8 @@
 // Images: PNG (libpng) and JPEG (libjpeg) decoding to 8-bit RGB as Pillow's
-// Image.open(path).convert("RGB") gives it, Pillow's antialiased bilinear resize, torchvision's
-// Resize(short side) + CenterCrop rule, and the float tensor. Python's pipeline is
-// wrn_deploy/data/sources.py (decode_rgb, SMALL_MAX) and wrn_deploy/data/batches.py
-// (Resize(int(size * 256 / 224)), CenterCrop(size), ToTensor).
+// Image.open(path).convert("RGB") gives it, Pillow's antialiased bilinear and bicubic resize,
+// torchvision's Resize(shorter side) + CenterCrop rule with the sizes the card's preprocess gives,
+// and the float tensor. Python's pipeline is wrn_deploy/data/preprocess.py (the card's rule as
+// torchvision transforms) and wrn_deploy/data/sources.py (decode_rgb).
 #include <algorithm>
 #include <cmath>
 #include <csetjmp>
@@ -18,7 +18,6 @@
 namespace wrn {
 namespace {
 
-constexpr int kSmallMax = 64;                       // sources.SMALL_MAX
 constexpr std::uint64_t kMaxFileBytes = 512ULL << 20;
 
 std::string pixels_limit_message(const std::string& path, std::uint64_t w, std::uint64_t h) {
@@ -186,8 +185,8 @@ Image decode_jpeg(const std::vector<char>& file, const std::string& path) {
 }
 
 // ------------------------------------------------------------------------------------- resize --
-// Pillow's resampling (libImaging/Resample.c), bilinear filter, 8 bits per sample: per output
-// pixel a window of input pixels weighted by a triangle stretched by the scale (antialiasing),
+// Pillow's resampling (libImaging/Resample.c), bilinear or bicubic filter, 8 bits per sample: per
+// output pixel a window of input pixels weighted by the filter stretched by the scale (antialiasing),
 // the weights normalised in double precision, turned into 22-bit fixed point, accumulated in
 // integers with a rounding half, and clipped to 0..255; two passes, one per axis.
 constexpr int kPrecisionBits = 32 - 8 - 2;
@@ -198,16 +197,35 @@ struct Coefficients {
     std::vector<std::int32_t> weight;  // out_size x ksize, fixed point
 };
 
-double triangle(double x) {
+double triangle(double x) {  // Pillow's bilinear filter, support 1
     if (x < 0.0) x = -x;
     return x < 1.0 ? 1.0 - x : 0.0;
 }
 
-Coefficients coefficients(int in_size, int out_size) {
+double cubic(double x) {  // Pillow's bicubic filter: Keys' cubic with a = -0.5, support 2
+    constexpr double a = -0.5;
+    if (x < 0.0) x = -x;
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
+struct Filter {
+    double (*weight)(double);
+    double support;
+};
+
+Filter filter_named(const std::string& interpolation) {
+    if (interpolation == "bilinear") return {triangle, 1.0};
+    if (interpolation == "bicubic") return {cubic, 2.0};
+    throw Error("unknown interpolation '" + interpolation + "' (bilinear or bicubic)");
+}
+
+Coefficients coefficients(int in_size, int out_size, const Filter& filter) {
     // Pillow passes the box edges as floats: (float)in_size - 0.0f.
     const double scale = static_cast<double>(static_cast<float>(in_size) - 0.0f) / out_size;
     const double filterscale = scale < 1.0 ? 1.0 : scale;
-    const double support = 1.0 * filterscale;
+    const double support = filter.support * filterscale;
     Coefficients c;
     c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
     c.first.resize(out_size);
@@ -224,7 +242,7 @@ Coefficients coefficients(int in_size, int out_size) {
         xmax -= xmin;
         double ww = 0.0;
         for (int x = 0; x < xmax; ++x) {
-            k[x] = triangle((x + xmin - center + 0.5) * ss);
+            k[x] = filter.weight((x + xmin - center + 0.5) * ss);
             ww += k[x];
         }
         for (int x = 0; x < xmax; ++x)
@@ -286,8 +304,9 @@ Image decode_image(const std::string& path) {
     throw Error("cannot decode image " + path + ": not a PNG or JPEG file (this program reads those two formats)");
 }
 
-Image resize_bilinear(const Image& in, int width, int height) {
+Image resize(const Image& in, int width, int height, const std::string& interpolation) {
     if (width < 1 || height < 1 || in.width < 1 || in.height < 1) throw Error("resize to an empty image");
+    const Filter filter = filter_named(interpolation);
     if (width == in.width && height == in.height) return in;  // Pillow returns a copy
     // Pillow 13 runs the vertical pass first when the height shrinks by more than twice what the
     // width does (earlier Pillow versions always went horizontal first); the intermediate image is
@@ -296,26 +315,28 @@ Image resize_bilinear(const Image& in, int width, int height) {
     const bool vertical_first = dh > 0 && dh > dw * 2;
     Image cur = in;
     if (vertical_first) {
-        cur = resample_pass(cur, cur.width, height, coefficients(in.height, height), false);
-        if (width != in.width) cur = resample_pass(cur, width, height, coefficients(in.width, width), true);
+        cur = resample_pass(cur, cur.width, height, coefficients(in.height, height, filter), false);
+        if (width != in.width) cur = resample_pass(cur, width, height, coefficients(in.width, width, filter), true);
     } else {
-        if (width != in.width) cur = resample_pass(cur, width, cur.height, coefficients(in.width, width), true);
-        if (height != in.height) cur = resample_pass(cur, width, height, coefficients(in.height, height), false);
+        if (width != in.width) cur = resample_pass(cur, width, cur.height, coefficients(in.width, width, filter), true);
+        if (height != in.height) cur = resample_pass(cur, width, height, coefficients(in.height, height, filter), false);
     }
     return cur;
 }
 
-Image fit_to_model(const Image& img, int size, const std::string& where) {
-    if (std::max(img.width, img.height) <= kSmallMax) {
-        if (img.width != size || img.height != size)
-            throw Error(where + " is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
-                        "; the model takes " + std::to_string(size) + "x" + std::to_string(size) +
-                        " (images up to 64 pixels a side are used as they are, larger ones resized and cropped)");
+Image resize_bilinear(const Image& in, int width, int height) { return resize(in, width, height, "bilinear"); }
+
+Image fit_to_model(const Image& img, const Card& card, const std::string& where) {
+    const int size = card.input_size, w = img.width, h = img.height;
+    if (card.resize == 0) {
+        if (w != size || h != size)
+            throw Error(where + " is " + std::to_string(w) + "x" + std::to_string(h) + "; the model takes " +
+                        std::to_string(size) + "x" + std::to_string(size) +
+                        " images as they are (its card's preprocess has no resize)");
         return img;
     }
-    // torchvision Resize(int(size * 256 / 224)): the short side to that, the long side int(s * long / short).
-    const int s = static_cast<int>(static_cast<double>(size * 256) / 224.0);
-    const int w = img.width, h = img.height;
+    // torchvision Resize(s): the short side to s, the long side int(s * long / short) (truncated).
+    const int s = card.resize;
     const int shorter = std::min(w, h), longer = std::max(w, h);
     const double scaled = static_cast<double>(static_cast<long long>(s) * longer) / shorter;
     if (scaled * s > static_cast<double>(kMaxImagePixels))
@@ -323,8 +344,9 @@ Image fit_to_model(const Image& img, int size, const std::string& where) {
                     ": resizing its short side to " + std::to_string(s) + " would make an image too large to hold");
     const int new_long = static_cast<int>(scaled);
     const int new_w = w <= h ? s : new_long, new_h = w <= h ? new_long : s;
-    Image r = (new_w == w && new_h == h) ? img : resize_bilinear(img, new_w, new_h);
-    // torchvision CenterCrop(size): offsets int(round((dim - size) / 2.0)); never pads here, as s >= size.
+    Image r = (new_w == w && new_h == h) ? img : resize(img, new_w, new_h, card.interpolation);
+    // torchvision CenterCrop(size): offsets int(round((dim - size) / 2.0)); never pads, as the card
+    // holds resize >= input_size.
     const int top = python_round_half(r.height - size), left = python_round_half(r.width - size);
     Image out;
     out.width = out.height = size;
@@ -336,7 +358,7 @@ Image fit_to_model(const Image& img, int size, const std::string& where) {
 }
 
 Image load_image(const std::string& path, const Card& card) {
-    return fit_to_model(decode_image(path), card.input_size, path);
+    return fit_to_model(decode_image(path), card, path);
 }
 
 void to_tensor(const Image& img, const Card& card, std::vector<float>& out) {

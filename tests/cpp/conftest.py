@@ -235,6 +235,26 @@ def cpp_model_224(tmp_path_factory, cpp_builds) -> Path:
     return out
 
 
+def with_preprocess(model: Path, out: Path, resize: int | None, interpolation: str = "bilinear") -> Path:
+    """A copy of ``model`` whose card's preprocess is (resize, interpolation)."""
+    import dataclasses
+
+    from wrn_deploy.card import Preprocess, read_card, write_into_onnx
+
+    out.write_bytes(Path(model).read_bytes())
+    write_into_onnx(out, dataclasses.replace(read_card(model), preprocess=Preprocess(resize, interpolation)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def cpp_models_resized(cpp_models, tmp_path_factory) -> dict:
+    """The 32-pixel FP32 and FP16 exports with a card saying resize 36 (= int(32 * 256 / 224), the
+    rule wrn_deploy.data applies to large images today): a 32-pixel card without a preprocess field
+    takes images as they are."""
+    root = tmp_path_factory.mktemp("cpp-models-resized")
+    return {k: with_preprocess(cpp_models[k], root / f"{k}.onnx", 36) for k in ("fp32", "fp16")}
+
+
 # Sizes (width, height) the upscaled CIFAR images get: square, both orientations, odd sizes, the
 # exact 224 and 256 cases, strong elongation, and shrinking mostly in height (Pillow 13 then
 # resamples vertically first).

@@ -23,8 +23,8 @@ def test_sanitized_build_on_cifar_cifar_pngs(cpp_models, cpp_asan_exe, cpp_exe, 
     assert np.array_equal(run.logits().argmax(1), release.logits().argmax(1))
 
 
-def test_sanitized_build_on_jpegs_and_large_images(cpp_models, cpp_asan_exe, cpp_model_224, cifar_jpegs,
-                                                   large_images, tmp_path):
+def test_sanitized_build_on_jpegs_and_large_images(cpp_models, cpp_models_resized, cpp_asan_exe, cpp_model_224,
+                                                   cifar_jpegs, large_images, tmp_path):
     jpegs, ref = cifar_jpegs
     jpegs, ref = jpegs[::10], ref[::10]
     run = classify(cpp_asan_exe, cpp_models["int8"], jpegs, "--json", "--dump-input", tmp_path / "j.bin",
@@ -32,7 +32,7 @@ def test_sanitized_build_on_jpegs_and_large_images(cpp_models, cpp_asan_exe, cpp
     assert_sanitizer_clean(run)
     assert run.returncode == 0
     assert np.array_equal(dumped(tmp_path / "j.bin", ref.shape), ref.numpy())
-    for size, model in ((224, cpp_model_224), (32, cpp_models["fp16"])):
+    for size, model in ((224, cpp_model_224), (32, cpp_models_resized["fp16"])):
         paths, ref = python_images(large_images, size)
         run = classify(cpp_asan_exe, model, paths, "--json", "--batch", "5", "--dump-input", tmp_path / f"l{size}.bin",
                        env=SANITIZER_ENV)

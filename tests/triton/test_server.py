@@ -235,3 +235,43 @@ def test_client_example_classifies_image_files(protocol, server, repo, cifar_dir
     from wrn_deploy.data.synthetic import CLASSES
 
     assert all(sum(name in line for name in CLASSES) >= 3 for line in lines)  # top 3 with their labels
+
+
+def test_client_example_preprocesses_by_the_card(server, repo, served_onnx, cifar_dir, tmp_path, monkeypatch,
+                                                 capsys):
+    """The example resizes a photo as the card says (wrn_deploy.data.preprocess, torchvision's rule)
+    and the server's top class is the local runner's on that tensor; a card without a resize refuses
+    the photo with one line, as the library does. (The example's main runs in this process: a new
+    interpreter per run would cost more than the test.)"""
+    import importlib.util
+    import json
+
+    import torch
+    from PIL import Image
+
+    from wrn_deploy.card import Card
+    from wrn_deploy.data.preprocess import image_tensor
+    from wrn_deploy.runners.ort_runner import OrtRunner
+
+    spec = importlib.util.spec_from_file_location("triton_client", ROOT / "examples" / "triton_client.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    def run(card) -> int:
+        monkeypatch.setattr(sys, "argv", ["triton_client.py", "--model", MODEL, "--url", server.http, "--topk", "1",
+                                          "--card", str(card), str(photo)])
+        return example.main()
+
+    photo = tmp_path / "photo.jpg"
+    Image.open(min((cifar_dir / "test").glob("*/*.png"))).convert("RGB").resize((500, 375)).save(photo, quality=90)
+    card = json.loads((repo / MODEL / "card.json").read_text())
+    resized = tmp_path / "card.json"
+    resized.write_text(json.dumps(dict(card, preprocess={"resize": 40, "interpolation": "bicubic"})))
+    assert run(resized) == 0
+    x = image_tensor(photo, Card.from_dict(json.loads(resized.read_text()), "card"))
+    with OrtRunner(served_onnx) as r:
+        best = int(r.infer(torch.stack([x])).argmax())
+    assert capsys.readouterr().out.split()[1] == Card.from_dict(card, "card").classes[best]
+    assert run(repo / MODEL / "card.json") == 2
+    err = capsys.readouterr().err
+    assert "500x375" in err and len(err.strip().splitlines()) == 1

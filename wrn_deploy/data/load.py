@@ -27,6 +27,7 @@ class Dataset:
     mean: tuple
     std: tuple
     identity: dict
+    words: dict | None = None   # ImageNet: {WordNet id: its words}, where the data says them
 
     @property
     def num_classes(self) -> int:
@@ -39,6 +40,9 @@ class Dataset:
     def split(self, name: str):
         if name not in SPLITS:
             raise UserError(f"split {name!r}: choose one of {', '.join(SPLITS)}")
+        if getattr(self, name) is None:
+            raise UserError(f"{self.name} has no training images here (train/<class>/ in --data-dir): the {name!r} "
+                            "split (training, calibration, the INT8 guard) needs them")
         return getattr(self, name)
 
 
@@ -59,15 +63,21 @@ def _synthetic() -> tuple:
 
 
 def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool, decode: bool) -> tuple:
-    """(train, test, classes, source, images skipped as unreadable, {split: content digest})."""
+    """(train, test, classes, source, images skipped as unreadable, {split: content digest}, class
+    words or None). ImageNet's train is None where the data has no training images."""
     if name == "synthetic":
         train, test, classes, source = _synthetic()
-        return train, test, classes, source, 0, {"train": train.digest(), "test": test.digest()}
+        return train, test, classes, source, 0, {"train": train.digest(), "test": test.digest()}, None
     if data_dir is None:
         data_dir = Path.home() / ".cache" / "wrn-deploy" / "data" / name
     elif not Path(data_dir).is_dir():  # a typo must not become a new, empty folder
         raise UserError(f"--data-dir {data_dir} does not exist")
     data_dir = Path(data_dir)
+    if name == "imagenet":
+        from wrn_deploy.data import imagenet
+
+        train, test, classes, skipped, digests, words = imagenet.load(data_dir, progress, skip_bad)
+        return train, test, classes, "folder", skipped, dict(digests, digest=FOLDER_DIGEST), words
     if TABLE[name].source == "folder" or find_split_dir(data_dir, True):
         train, classes, skipped_train, train_digest = load_folder(data_dir, True, progress, skip_bad, decode)
         test, test_classes, skipped_test, test_digest = load_folder(data_dir, False, progress, skip_bad, decode)
@@ -76,12 +86,12 @@ def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool, decod
         # The source's kind, not its folder: the content digests identify the images, and a folder
         # in the card would tie every later artifact to this machine.
         return (train, test, classes, "folder", skipped_train + skipped_test,
-                {"train": train_digest, "test": test_digest, "digest": FOLDER_DIGEST})
+                {"train": train_digest, "test": test_digest, "digest": FOLDER_DIGEST}, None)
     if name in ("cifar10", "cifar100"):
         (train, classes), (test, _) = load_cifar(name, data_dir, True), load_cifar(name, data_dir, False)
     else:
         (train, classes), (test, _) = load_svhn(data_dir, True), load_svhn(data_dir, False)
-    return train, test, classes, "torchvision", 0, {"train": train.digest(), "test": test.digest()}
+    return train, test, classes, "torchvision", 0, {"train": train.digest(), "test": test.digest()}, None
 
 
 def _hold_out(train, val_size: int, seed: int) -> tuple:
@@ -115,20 +125,23 @@ def load_dataset(name: str, data_dir=None, val_size: int | None = None, split_se
     left out: only training needs them."""
     if name not in TABLE:
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(NAMES)}")
-    train_full, test, classes, source, skipped, digests = _raw(name, data_dir, progress, skip_bad, decode)
-    if val_size is None:
-        val_size = TABLE[name].default_val or min(5000, len(train_full) // 10)
-    train, val = _hold_out(train_full, val_size, split_seed)
+    train_full, test, classes, source, skipped, digests, words = _raw(name, data_dir, progress, skip_bad, decode)
+    if train_full is None:  # ImageNet's validation images alone: enough to score a model
+        train, val, val_size = None, None, None
+    else:
+        if val_size is None:
+            val_size = TABLE[name].default_val or min(5000, max(1, len(train_full) // 10))
+        train, val = _hold_out(train_full, val_size, split_seed)
     mean, std = _mean_std(name, train) if decode else (None, None)
     identity = {"name": name, "source": source, "classes": len(classes), "class_names": list(classes),
-                "train": len(train), "val": len(val), "test": len(test), "val_size": val_size,
+                "train": len(train or ()), "val": len(val or ()), "test": len(test), "val_size": val_size,
                 "split_seed": split_seed, "train_sha256": digests["train"], "test_sha256": digests["test"],
                 "skipped_unreadable": skipped, **({"digest": digests["digest"]} if "digest" in digests else {})}
     if skipped:
         import sys
 
         print(f"warning: skipped {skipped} unreadable image(s) of {name} (--skip-bad-images)", file=sys.stderr)
-    return Dataset(name, classes, train, val, test, mean, std, identity)
+    return Dataset(name, classes, train, val, test, mean, std, identity, words)
 
 
 @dataclass
@@ -235,7 +248,12 @@ def classes_differ(theirs, ours) -> str | None:
 def check_identity(card, ds: Dataset, split: str, allow_other_data: bool) -> None:
     """The data must be what the model knows: its class names in order, always; its images (the
     dataset's name and the split's content digest in the card), unless ``allow_other_data``."""
-    differ = classes_differ(ds.classes, card.classes)
+    if ds.name == "imagenet":  # WordNet ids; a card may name them by their words instead
+        from wrn_deploy.data.imagenet import classes_differ as imagenet_differ
+
+        differ = imagenet_differ(ds.classes, card.classes, ds.words)
+    else:
+        differ = classes_differ(ds.classes, card.classes)
     if differ:
         raise UserError(f"{ds.name} {differ}")
     ident = card.dataset or {}

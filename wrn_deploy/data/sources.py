@@ -243,12 +243,11 @@ def _kind_of_sizes(folder, facts: list) -> bool:
 
 
 def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool = False,
-                decode: bool = True) -> tuple[object, list, int, str]:
+                decode: bool = True, large: bool = False) -> tuple[object, list, int, str]:
     """An ImageFolder split, its classes, the number of unreadable images skipped (with ``skip_bad``;
     otherwise the first is an error) and its content digest. Small images come as a TensorSplit when
-    ``decode`` (training uses them all), else every split stays on disk as a FolderSplit."""
-    from wrn_deploy.data import file_index
-
+    ``decode`` (training uses them all), else every split stays on disk as a FolderSplit. ``large``:
+    every image is resized at use, whatever its size (ImageNet, whose files range from tiny to huge)."""
     split_dir = find_split_dir(root, train)
     if split_dir is None:
         want = "train/<class>/*" if train else "val/<class>/* or test/<class>/*"
@@ -260,7 +259,37 @@ def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool =
         folder = datasets.ImageFolder(str(split_dir), allow_empty=False)
     except (FileNotFoundError, RuntimeError, OSError) as e:
         raise UserError(f"cannot read image folder {split_dir}: {str(e).splitlines()[0]}") from None
+    return split_of(folder, split_dir, progress, skip_bad, decode, large)
+
+
+class FileList(torch.utils.data.Dataset):
+    """Labelled image files that are not in class folders (ImageNet's flat validation folder), with
+    the attributes of torchvision's ImageFolder that FolderSplit and the DataLoader use."""
+
+    def __init__(self, root, samples: list, classes: list):
+        self.root, self.samples, self.imgs, self.classes = str(root), samples, samples, list(classes)
+        self.targets = [t for _, t in samples]
+        self.loader, self.transform = decode_rgb_pil, None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        path, target = self.samples[i]
+        image = self.loader(path)
+        return (self.transform(image) if self.transform else image), target
+
+
+def load_files(split_dir: Path, samples: list, classes: list, progress: bool = True,
+               skip_bad: bool = False) -> tuple[object, list, int, str]:
+    """``load_folder`` for a list of (path, label) in ``split_dir``: always resized at use."""
+    check_links(split_dir)
+    return split_of(FileList(split_dir, samples, classes), split_dir, progress, skip_bad, False, True)
+
+
+def split_of(folder, split_dir: Path, progress: bool, skip_bad: bool, decode: bool, large: bool) -> tuple:
     from wrn_deploy.card import check_class_names
+    from wrn_deploy.data import file_index
 
     check_class_names(folder.classes, f"class folders of {split_dir}")  # before any image is read
     facts = file_index.facts([p for p, _ in folder.samples], progress, f"indexing {split_dir.name}")
@@ -268,7 +297,7 @@ def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool =
     facts = [f for f in facts if not f.error]
     if not facts:
         raise UserError(f"no readable image in {split_dir}")
-    small = _kind_of_sizes(folder, facts)
+    small = False if large else _kind_of_sizes(folder, facts)
     folder.loader = decode_rgb_pil
     split = FolderSplit(folder, facts=facts, small=small)
     if small and (decode or skip_bad):

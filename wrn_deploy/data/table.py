@@ -10,7 +10,7 @@ class DatasetInfo:
     recipe_family: str          # whose zoo recipe it borrows when no recipe names it
     mean: tuple | None = None   # published per-channel RGB statistics in [0, 1]; None: measured
     std: tuple | None = None
-    default_val: int | None = None  # images held out of train; None: min(5000, a tenth)
+    default_val: int | None = None  # images held out of train; None: min(5000, a tenth), at least one, at least one
 
 
 _IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

@@ -119,6 +119,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.split_seed,
                                  progress=cfg.progress and self.dist.is_main, skip_bad=cfg.skip_bad_images)
+        self.data.split("train")  # data with no training images (ImageNet's validation folder alone) stops here
         torch.manual_seed(cfg.seed)  # weight initialisation
         self.model = create_model(cfg.arch, self.data.num_classes, cfg.dropout)
         self.net = Normalized(self.model, self.data.mean, self.data.std).to(self.device)

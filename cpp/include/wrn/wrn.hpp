@@ -37,6 +37,13 @@ struct Card {
     std::string input_dtype = "float32";
     bool normalized_in_graph = true;  // the graph computes (x - mean) / std itself
     int fixed_batch = 0;              // 0: the batch is dynamic
+    // The card's preprocess: the shorter side resized to `resize` pixels with `interpolation`
+    // ("bilinear" or "bicubic", Pillow's antialiased filters), then a centre crop of input_size;
+    // resize 0: images are used as they are and must be input_size square. A card without the
+    // field reads as wrn_deploy.card.legacy_preprocess: input_size >= 64 resizes to
+    // int(input_size * 256 / 224) bilinear, smaller inputs do not resize.
+    int resize = 0;
+    std::string interpolation = "bilinear";
 
     // Parses and validates the card's JSON; `where` names its origin in error messages.
     static Card from_json(const std::string& text, const std::string& where);
@@ -56,14 +63,16 @@ struct Image {
 // Decodes a PNG or JPEG file to 8-bit RGB the way Pillow's Image.open(path).convert("RGB") does.
 Image decode_image(const std::string& path);
 
-// Pillow's Image.resize(size, BILINEAR) on 8-bit RGB (antialiased, fixed-point), bit for bit.
+// Pillow's Image.resize(size, BILINEAR or BICUBIC) on 8-bit RGB (antialiased, fixed-point), bit
+// for bit; `interpolation` is "bilinear" or "bicubic".
+Image resize(const Image& in, int width, int height, const std::string& interpolation);
 Image resize_bilinear(const Image& in, int width, int height);
 
-// The Python side's rule for an image of any size, to a square of `size` pixels, still 8-bit:
-// images at most 64 pixels a side are used as they are and must be size x size; larger ones are
-// resized so their short side is size * 256 / 224 (torchvision Resize) and centre-cropped
-// (torchvision CenterCrop).
-Image fit_to_model(const Image& img, int size, const std::string& where);
+// The card's preprocess for an image of any size, to a square of input_size pixels, still 8-bit:
+// torchvision's Resize(card.resize, interpolation) on a PIL image (the shorter side to resize, the
+// longer to int(resize * longer / shorter)) and CenterCrop(input_size) (offsets
+// int(round((side - input_size) / 2.0))); with no resize, the image must be input_size square.
+Image fit_to_model(const Image& img, const Card& card, const std::string& where);
 
 // The model's input for one image: float32 NCHW (3 x size x size), RGB in [0, 1], normalised with
 // the card's mean/std only when the graph does not do it itself. Appended to `out`.

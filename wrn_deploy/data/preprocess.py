@@ -1,0 +1,40 @@
+"""The card's preprocessing rule as torchvision transforms: one image file to the model's input.
+
+``card.preprocessing`` says it (``wrn_deploy.card.Preprocess``): the shorter side resized to
+``resize`` pixels with ``interpolation`` (Pillow's antialiased filter, as torchvision's ``Resize``
+on a PIL image), then ``CenterCrop(input_size)``; without a resize the image must already be
+``input_size`` square. The C++ program (cpp/src/image.cpp) implements the same rule from the same
+card fields, and examples/triton_client.py calls ``image_tensor`` here: no other copy.
+"""
+
+from wrn_deploy.errors import UserError
+
+
+def transform(card):
+    """A callable: PIL RGB image -> float32 tensor 3 x S x S in [0, 1] (S = ``card.input_size``),
+    following the card's preprocess. Images of the wrong size with no resize raise UserError."""
+    from torchvision import transforms as T
+
+    pre, size = card.preprocessing, card.input_size
+    to_tensor = T.ToTensor()
+    if pre.resize is None:
+        def as_they_are(im):
+            if im.size != (size, size):
+                raise UserError(f"the image is {im.size[0]}x{im.size[1]}; the model takes {size}x{size} images as "
+                                "they are (its card's preprocess has no resize)")
+            return to_tensor(im)
+        return as_they_are
+    mode = T.InterpolationMode(pre.interpolation)
+    return T.Compose([T.Resize(pre.resize, interpolation=mode), T.CenterCrop(size), to_tensor])
+
+
+def image_tensor(path, card):
+    """One image file as the model's float32 input (3 x S x S, RGB in [0, 1]): decoded as every
+    wrn-deploy step decodes it (Pillow, RGB, the decompression-bomb limit an error), then ``transform``."""
+    from wrn_deploy.data.sources import decode_rgb_pil
+
+    try:
+        return transform(card)(decode_rgb_pil(path))
+    except UserError as e:
+        msg = e.format_message()
+        raise UserError(f"{path}: {msg}" if msg.startswith("the image is") else msg) from None
