@@ -236,6 +236,7 @@ CASES = {
     "train device": (lambda c: ["train", "--device", "tpu"], "use auto, cpu, cuda"),
     "train batch too big": (lambda c: ["train", "--batch-size", "100000", "--out", c.tmp / "r"], "larger than"),
     "train epochs 0": (lambda c: ["train", "--epochs", "0"], "epochs"),
+    "train images": (lambda c: ["train", "--train-images", "9001", "--out", c.tmp / "r"], "the training part has 9000"),
     "train arch": (lambda c: ["train", "--arch", "wrn-27-10"], "valid forms"),
     "train width exhausts memory": (lambda c: ["train", "--arch", "wrn-10-100000000", "--out", c.tmp / "r"],
                                     "memory"),
@@ -859,7 +860,7 @@ def test_two_trainings_into_one_folder(tmp_path):
     """The second is refused while the first holds the folder; the first finishes untouched."""
     out = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "-m", "wrn_deploy", "train", "--arch", "wrn-10-1", "--epochs", "1",
-                              "--val-size", "8000", "--out", str(out), "--no-progress"], cwd=ROOT,
+                              "--train-images", "1000", "--out", str(out), "--no-progress"], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not (out / ".lock").exists():
         assert first.poll() is None, first.stderr.read()

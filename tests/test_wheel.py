@@ -36,7 +36,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     cli = venv / "bin" / "wrn-deploy"
     rows = json.loads(_sh(cli, "models", "--json", cwd=away).stdout)
     assert len(rows) == len(list((ROOT / "models").glob("*.toml"))) >= 9
-    _sh(cli, "train", "--arch", "wrn-10-1", "--epochs", "1", "--val-size", "9000", "--out", "run",
+    _sh(cli, "train", "--arch", "wrn-10-1", "--epochs", "1", "--train-images", "500", "--out", "run",
         "--no-progress", cwd=away)
     card = json.loads((away / "run" / "best.json").read_text())
     assert card["step"]["options"]["recipe_name"] == "wrn-16-1-synthetic" and card["step"]["options"]["epochs"] == 1

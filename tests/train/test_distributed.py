@@ -21,11 +21,11 @@ from wrn_deploy.arch import create_model
 from wrn_deploy.arch.normalize import Normalized
 from wrn_deploy.data import load_dataset
 from wrn_deploy.data.batches import tensor_batches
-from wrn_deploy.train.loop import epoch_seed
+from wrn_deploy.train.loop import epoch_seed, fewer_training_images
 
-SEED, LR, VAL = 1, 0.01, 7000
-ARGS = ["--arch", "wrn-10-1", "--epochs", "1", "--val-size", str(VAL), "--seed", str(SEED),
-        "--lr", str(LR), "--no-progress", "--deterministic"]
+SEED, LR, VAL, IMAGES = 1, 0.01, 1000, 1500  # 11 steps of 128
+ARGS = ["--arch", "wrn-10-1", "--epochs", "1", "--val-size", str(VAL), "--train-images", str(IMAGES),
+        "--seed", str(SEED), "--lr", str(LR), "--no-progress", "--deterministic"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def _two_halves_in_one_process() -> dict:
 
 
 def _two_halves() -> dict:
-    data = load_dataset("synthetic", val_size=VAL, progress=False)
+    data = fewer_training_images(load_dataset("synthetic", val_size=VAL, progress=False), IMAGES, 0)
     torch.manual_seed(SEED)
     model = create_model("wrn-10-1", 10)
     net = Normalized(model, data.mean, data.std).train()

@@ -10,10 +10,11 @@ from wrn_deploy.checkpoint import model_from_checkpoint
 
 
 def test_the_default_recipe_writes_a_complete_run(tmp_path):
-    """One epoch of the default recipe: every file of a run and a complete card (the accuracy the
-    full schedule reaches is checked by the slow test below)."""
+    """One epoch of the default recipe on 1,000 of its training images: every file of a run and a
+    complete card (the accuracy the full schedule reaches on all of them is checked by the slow
+    test below)."""
     out = tmp_path / "run"
-    run_cli("train", "--epochs", "1", "--out", out, "--no-progress")
+    run_cli("train", "--epochs", "1", "--train-images", "1000", "--out", out, "--no-progress")
     summary = json.loads((out / "summary.json").read_text())
     for name in ("best.safetensors", "best.json", "last.safetensors", "last.json", "metrics.jsonl",
                  "curves.png", "summary.json"):
@@ -21,6 +22,7 @@ def test_the_default_recipe_writes_a_complete_run(tmp_path):
     card = json.loads((out / "best.json").read_text())
     assert card["arch"] == "wrn-16-1" and card["num_classes"] == 10 and card["input_size"] == 32
     assert card["dataset"]["name"] == "synthetic" and len(card["mean"]) == 3
+    assert card["dataset"]["train_images"] == 1000 and card["dataset"]["train"] == 9000  # of the training part
     assert card["training"]["metrics"]["test_acc"] == summary["test_acc"]
     assert card["kind"] == "checkpoint" and card["precision"] == "fp32" and card["parent"] is None
     assert card["input"]["normalized_in_graph"] is False  # the bare network expects normalised input

@@ -80,6 +80,16 @@ def test_resume_with_other_class_count_is_refused(tmp_path, kit):
     assert (out / "last.safetensors").read_bytes() == before
 
 
+def test_resume_on_another_training_subset_is_refused(tmp_path, kit):
+    out = tmp_path / "run"
+    shutil.copytree(kit / "run", out)  # trained on every training image
+    before = (out / "last.safetensors").read_bytes()
+    proc = run_cli("train", "--out", out, "--arch", "wrn-10-1", "--train-images", "500", "--resume", "--no-progress",
+                   check=False)
+    assert proc.returncode == 2 and "training subset (--train-images) differ" in proc.stderr, proc.stderr
+    assert (out / "last.safetensors").read_bytes() == before
+
+
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

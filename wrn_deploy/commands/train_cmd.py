@@ -19,6 +19,9 @@ from wrn_deploy.commands.options import (Finite, batch_size_option, data_options
 @click.option("--augment", type=click.Choice(["crop-flip", "none", "imagenet"]), help="Training augmentation.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds init, data order, augmentation.")
 @click.option("--val-size", type=click.IntRange(1), help="Images held out of train for checkpoint selection.")
+@click.option("--train-images", type=click.IntRange(1),
+              help="Train on this many of the training images (a subset drawn by the split seed; validation and "
+                   "test unchanged): a quick trial of a recipe.")
 @device_option(help="Where PyTorch trains.")
 @click.option("--amp", type=click.Choice(["auto", "off", "bf16", "fp16"]), default="auto", show_default=True,
               help="Mixed precision; auto = bf16 on GPUs that have it, fp16 otherwise, off on CPU.")
@@ -32,7 +35,7 @@ from wrn_deploy.commands.options import (Finite, batch_size_option, data_options
               help="Loader processes for on-disk (ImageNet-size) datasets.")
 @progress_option
 def train(arch, data, data_dir, skip_bad_images, out, epochs, batch_size, lr, dropout, weight_decay, augment, seed,
-          val_size, device, amp, channels_last, compile_, sync_bn, deterministic, resume, force, workers, progress):
+          val_size, train_images, device, amp, channels_last, compile_, sync_bn, deterministic, resume, force, workers, progress):
     """Train a WRN with the recipe from models/ (flags override it).
 
     \b
@@ -55,7 +58,7 @@ def train(arch, data, data_dir, skip_bad_images, out, epochs, batch_size, lr, dr
     cfg = TrainConfig.from_recipe(
         entry, arch=spec.name, dataset=data, out=out or f"runs/{spec.name}-{data}", data_dir=data_dir,
         epochs=epochs, batch_size=batch_size, lr=lr, dropout=dropout, weight_decay=weight_decay, augment=augment,
-        seed=seed, val_size=val_size, device=device, amp=amp, channels_last=channels_last, compile=compile_,
+        seed=seed, val_size=val_size, train_images=train_images, device=device, amp=amp, channels_last=channels_last, compile=compile_,
         sync_bn=sync_bn, deterministic=deterministic, resume=resume, force=force, workers=workers,
         progress=progress, skip_bad_images=skip_bad_images)
     summary = Trainer(cfg).run()

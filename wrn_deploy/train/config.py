@@ -24,6 +24,7 @@ class TrainConfig:
     seed: int = 0
     split_seed: int = 0
     val_size: int | None = None
+    train_images: int | None = None  # train on a seeded subset of the training part (quick trials)
     device: str = "cpu"
     amp: str = "auto"  # auto | off | bf16 | fp16
     channels_last: bool | None = None  # None: on for CUDA

@@ -35,6 +35,16 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
+def fewer_training_images(data, n: int, seed: int):
+    """``data`` with ``n`` of its training images, drawn by ``seed``; its identity records ``n``
+    (the training part's digest stays the whole part's: that is what later steps load)."""
+    have = len(data.train)
+    if n > have:
+        raise UserError(f"--train-images {n}: the training part has {have} images (after --val-size)")
+    keep = torch.randperm(have, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return replace(data, train=data.train.subset(keep), identity={**data.identity, "train_images": n})
+
+
 def amp_dtype(cfg: TrainConfig, device: torch.device):
     if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
         return None
@@ -120,6 +130,8 @@ class Trainer:
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.val_size, cfg.split_seed,
                                  progress=cfg.progress and self.dist.is_main, skip_bad=cfg.skip_bad_images)
         self.data.split("train")  # data with no training images (ImageNet's validation folder alone) stops here
+        if cfg.train_images:
+            self.data = fewer_training_images(self.data, cfg.train_images, cfg.split_seed)
         torch.manual_seed(cfg.seed)  # weight initialisation
         self.model = create_model(cfg.arch, self.data.num_classes, cfg.dropout)
         self.net = Normalized(self.model, self.data.mean, self.data.std).to(self.device)
@@ -219,8 +231,8 @@ class Trainer:
             raise UserError(f"--resume: {path} does not fit the data: {self.cfg.dataset} {differ}")
         old, new = card.dataset, self.data.identity
         for key, what in (("name", "dataset"), ("train_sha256", "training images"), ("val_size", "held-out size"),
-                          ("split_seed", "split seed")):
-            if old.get(key) is not None and old.get(key) != new.get(key):
+                          ("split_seed", "split seed"), ("train_images", "training subset (--train-images)")):
+            if (old.get(key) is not None or key == "train_images") and old.get(key) != new.get(key):
                 raise UserError(f"--resume: the {what} differ from the run's ({str(new.get(key))[:16]} now, "
                                 f"{str(old.get(key))[:16]} in {path})")
 
