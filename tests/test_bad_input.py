@@ -330,6 +330,13 @@ CASES = {
     "eval truncated onnx": (lambda c: [(c.tmp / "t.onnx").write_bytes((c.art / "m.onnx").read_bytes()[:5000])
                                        and "eval", "--onnx", c.tmp / "t.onnx"], "ONNX"),
     "eval external data": (lambda c: ["eval", "--onnx", _external(c)], "external data"),
+    "eval openvino on a checkpoint": (lambda c: ["eval", "--checkpoint", c.art / "run" / "best.safetensors",
+                                                 "--runtime", "openvino"], "runs --onnx candidates only"),
+    "eval precision hint for onnxruntime": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--precision-hint", "bf16"],
+                                            "applies to --runtime openvino"),
+    "eval runtime unknown": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--runtime", "tvm"], "tvm"),
+    "bench openvino through triton": (lambda c: ["bench", c.copy("m.onnx"), "--runtime", "openvino"],
+                                      "pass --no-triton"),
     "eval report onto card": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--reference", c.ckpt(), "--report",
                                          c.tmp / "c", "--force"], "is the input"),
     "eval report exists": (lambda c: [(c.tmp / "m.onnx.eval.json").write_text("{}") and "eval", "--onnx",
