@@ -177,10 +177,11 @@ def quantize(fp32_path: Path, out_path: Path, spec: QuantSpec, ranges_path: Path
 
 
 def _load_ranges(ranges_path: Path) -> dict:
+    import numpy as np
     from onnxruntime.quantization.calibrate import load_tensors_data
 
     data = load_tensors_data(ranges_path)
-    return {name: tuple(float(v) for v in td.range_value) for name, td in data.data.items()}
+    return {name: tuple(float(np.asarray(v).reshape(-1)[0]) for v in td.range_value) for name, td in data.data.items()}
 
 
 def _quantize_openvino(fp32_path: Path, out_path: Path, ranges_path: Path, exclude, only) -> None:
@@ -194,14 +195,11 @@ def _quantize_openvino(fp32_path: Path, out_path: Path, ranges_path: Path, exclu
 
 def _quantize_residuals(path: Path, residual: dict, ranges_path: Path) -> None:
     import onnx
-    from onnxruntime.quantization.calibrate import load_tensors_data
 
     from wrn_deploy.quant.placement import insert_residual_qdq
 
-    data = load_tensors_data(ranges_path)
-    ranges = {name: tuple(float(v) for v in td.range_value) for name, td in data.data.items()}
     model = onnx.load(str(path))
-    insert_residual_qdq(model, residual, ranges)
+    insert_residual_qdq(model, residual, _load_ranges(ranges_path))
     onnx.save(model, str(path))
 
 
