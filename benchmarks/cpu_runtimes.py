@@ -114,27 +114,37 @@ def _random_forms(arch: str, folder: Path, calib: torch.Tensor) -> dict:
     return paths
 
 
-def _rows(paths: dict) -> dict:
-    """Row name -> an unactivated runner."""
+ROWS = {  # key -> (row name, runtime, model, precision hint)
+    "ort-fp32": ("ONNX Runtime FP32", "ort", "fp32", None),
+    "ort-int8": ("ONNX Runtime INT8 (wrn-deploy --target cpu)", "ort", "cpu", None),
+    "ov-fp32": ("OpenVINO FP32 (hint f32)", "ov", "fp32", "f32"),
+    "ov-bf16": ("OpenVINO BF16 (hint bf16)", "ov", "fp32", "bf16"),
+    "ov-int8-cpu": ("OpenVINO INT8 (wrn-deploy --target cpu)", "ov", "cpu", "f32"),
+    "ov-int8": ("OpenVINO INT8 (wrn-deploy --target openvino)", "ov", "openvino", "f32"),
+    "nncf": ("OpenVINO INT8 (NNCF 3.4 defaults)", "ov", "nncf", "f32"),
+}
+
+
+def _rows(paths: dict, only: list) -> dict:
+    """Row name -> an unactivated runner, for the ``only`` keys of ROWS."""
     from wrn_deploy.runners.openvino_runner import OpenVinoRunner
     from wrn_deploy.runners.ort_runner import OrtRunner
 
-    return {"ONNX Runtime FP32": OrtRunner(paths["fp32"]),
-            "ONNX Runtime INT8 (wrn-deploy --target cpu)": OrtRunner(paths["cpu"]),
-            "OpenVINO FP32 (hint f32)": OpenVinoRunner(paths["fp32"], "f32"),
-            "OpenVINO BF16 (hint bf16)": OpenVinoRunner(paths["fp32"], "bf16"),
-            "OpenVINO INT8 (wrn-deploy --target cpu)": OpenVinoRunner(paths["cpu"]),
-            "OpenVINO INT8 (wrn-deploy --target openvino)": OpenVinoRunner(paths["openvino"]),
-            "OpenVINO INT8 (NNCF 3.4 defaults)": OpenVinoRunner(paths["nncf"])}
+    out = {}
+    for key in only:
+        name, runtime, model, hint = ROWS[key]
+        out[name] = OrtRunner(paths[model]) if runtime == "ort" else OpenVinoRunner(paths[model], hint)
+    return out
 
 
 def measure(rows: dict, batches: list, rounds: int, budget: float) -> dict:
     """{(row, batch): median images/s over interleaved rounds}."""
     runs = {(r, b): [] for r in rows for b in batches}
-    for _ in range(rounds):
+    for i in range(rounds):
         for b in batches:
             x = torch.rand(b, 3, 32, 32, generator=torch.Generator().manual_seed(b))
-            for name, runner in rows.items():
+            order = list(rows.items()) if i % 2 == 0 else list(rows.items())[::-1]  # no row always first
+            for name, runner in order:
                 runs[(name, b)].append(b / time_call(lambda r=runner: r.infer(x), budget))
     return {k: statistics.median(v) for k, v in runs.items()}
 
@@ -143,18 +153,20 @@ def accuracy(rows: dict, images: torch.Tensor, labels: np.ndarray) -> dict:
     from wrn_deploy.parity.stats import paired
 
     logits = {name: r.infer_all(images, 64) for name, r in rows.items()}
-    ref = logits["ONNX Runtime FP32"]
+    # the reference: ONNX Runtime FP32, else OpenVINO FP32, else (neither timed) the first row
+    ref_name = next((ROWS[k][0] for k in ("ort-fp32", "ov-fp32") if ROWS[k][0] in logits), next(iter(logits)))
+    ref = logits[ref_name]
     out = {}
     for name, got in logits.items():
         s = paired(ref, got, labels, resamples=10)
-        out[name] = (s.agreement, s.diff, s.mean_abs_logit_diff, s.ref_top1)
+        out[name] = (s.agreement, s.diff, s.mean_abs_logit_diff, s.ref_top1, ref_name)
     return out
 
 
 def report(model: str, rows: dict, speed: dict, acc: dict, batches: list, images: int) -> None:
     ref_top1 = next(iter(acc.values()))[3]
     print(f"\n{model}: images/s (median of interleaved rounds); accuracy on {images} CIFAR-10 test images "
-          f"against ONNX Runtime FP32 (top-1 {ref_top1:.2f}%)")
+          f"against {next(iter(acc.values()))[4]} (top-1 {ref_top1:.2f}%)")
     head = "| runtime / model | " + " | ".join(f"batch {b} img/s" for b in batches) + \
         " | top-1 agreement | Δ top-1 (pts) | mean abs Δlogit |"
     print(head)
@@ -178,12 +190,16 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=2.0, help="seconds per row per round (at least 3 calls)")
     ap.add_argument("--calib-size", type=int, default=512)
     ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--only", default=",".join(ROWS), help=f"rows to time, of {','.join(ROWS)}")
     ap.add_argument("--quick", action="store_true", help="2 rounds, 1 s budgets, 128 calibration, 500 test images")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.budget, args.calib_size, args.images = 2, 1.0, 128, 500
     archs = args.arch or ([] if args.checkpoint else ["wrn-16-4", "wrn-28-10"])
     batches = [int(b) for b in args.batches.split(",")]
+    only = args.only.split(",")
+    if set(only) - set(ROWS):
+        ap.error(f"--only: rows are {', '.join(ROWS)}")
     print(machine_report())
     images, labels = _folder_images(args.data_dir / "test", args.images)
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,7 +216,7 @@ def main() -> None:
                 folder.mkdir()
                 models.append((f"{arch} (random weights)", _random_forms(arch, folder, calib)))
         for name, paths in models:
-            rows = _rows(paths)
+            rows = _rows(paths, only)
             for r in rows.values():
                 r.activate()
             try:
