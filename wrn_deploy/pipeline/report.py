@@ -188,8 +188,9 @@ def _gates_line(g: dict) -> str:
     int8 = f"INT8 drop <= {g['int8_max_drop']:g} pts" if g.get("int8_max_drop") is not None else "INT8 drop unchecked"
     if g.get("int8_min_agreement") is not None:
         int8 += f" and agreement >= {g['int8_min_agreement']:g}%"
+    bf16 = f"; BF16 agreement >= {g['bf16_min_agreement']:g}%" if g.get("bf16_min_agreement") is not None else ""
     return (f"- Gates: FP32 agreement >= {g['fp32_min_agreement']:g}%; FP16 agreement >= "
-            f"{g['fp16_min_agreement']:g}%; {int8} (drop certified only where the images resolve it).")
+            f"{g['fp16_min_agreement']:g}%; {int8} (drop certified only where the images resolve it){bf16}.")
 
 
 def plot(rep: dict, path: Path) -> bool:
