@@ -164,6 +164,7 @@ def test_calibration_images_are_recognised_by_content(cifar_models, cifar_dir, t
     assert json.loads((tmp_path / "r.json").read_text())["data"]["calibration_overlap"] == 20
 
 
+@pytest.mark.slow  # 15-25 s here: two evals through OpenVINO; the default tier keeps the unit test below
 def test_openvino_rows_apply_the_gate_of_what_ran(cifar_models, cifar_dir):
     """OpenVINO runs the same ONNX files: FP32 under the FP32 gate, the bf16 hint under BF16's where
     the CPU computes BF16 (elsewhere it ran f32 and the report says so), INT8 under INT8's. Reports
@@ -190,3 +191,22 @@ def test_openvino_rows_apply_the_gate_of_what_ran(cifar_models, cifar_dir):
     assert bad.returncode == 2 and "--onnx candidates only" in bad.stderr
     bad = _eval("--onnx", cifar_models / "m.onnx", "--precision-hint", "bf16")
     assert bad.returncode == 2 and "applies to --runtime openvino" in bad.stderr
+
+
+def test_the_gate_follows_what_openvino_computed_in():
+    """Unit form of the test above (no model): a float model that OpenVINO ran in BF16 is gated as
+    BF16; one it ran in f32 (no BF16 instructions) as FP32; INT8 stays INT8 whatever the hint."""
+    from types import SimpleNamespace
+
+    from wrn_deploy.card import Precision
+    from wrn_deploy.parity.evaluate import Candidate, runtime_precision
+
+    def cand(precision, asked, ran):
+        runner = SimpleNamespace(precision=asked, ran_precision=ran)
+        return Candidate("m.onnx", SimpleNamespace(precision=Precision.parse(precision)), runner)
+
+    assert cand("fp32", "bf16", "bf16").compute == "bf16" and cand("fp16", "bf16", "bf16").compute == "bf16"
+    assert cand("fp32", "bf16", "f32").compute == "fp32" and cand("int8+fp32", "bf16", "bf16").compute == "int8"
+    assert runtime_precision(cand("fp32", "bf16", "f32").runner) == {"precision_hint": {"requested": "bf16",
+                                                                                        "ran": "f32"}}
+    assert runtime_precision(SimpleNamespace()) == {}
