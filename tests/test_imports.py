@@ -9,7 +9,7 @@ import wrn_deploy
 
 BLOCK_TRT = (
     "import sys; sys.modules['tensorrt'] = None; sys.modules['tritonclient'] = None; "
-    "sys.modules['pycuda'] = None; sys.modules['onnxruntime'] = None; "
+    "sys.modules['pycuda'] = None; sys.modules['onnxruntime'] = None; sys.modules['openvino'] = None; "
 )
 
 

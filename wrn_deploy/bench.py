@@ -321,8 +321,10 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    v = versions("onnxruntime", "tritonclient", "nvidia-pytriton", "tensorrt")
-    return f"{cpu}, {os.cpu_count()} cores; " + ", ".join(f"{k} {x}" for k, x in v.items())
+    from wrn_deploy.cpuinfo import instruction_set
+
+    v = versions("onnxruntime", "openvino", "tritonclient", "nvidia-pytriton", "tensorrt")
+    return f"{cpu}, {os.cpu_count()} cores, {instruction_set()}; " + ", ".join(f"{k} {x}" for k, x in v.items())
 
 
 def markdown(title: str, rows: list, note: str) -> str:

@@ -13,6 +13,13 @@ FP32_MIN_AGREEMENT = 99.9   # % of images whose top-1 equals PyTorch FP32's: FP3
 # bound means the same on 256 verification images and on a 10,000-image test set (a bound on the
 # top-1 difference in points does not: one flip in 256 images is 0.39 points).
 FP16_MIN_AGREEMENT = 99.0   # % of images whose top-1 equals PyTorch FP32's
+# BF16 (OpenVINO's --precision-hint bf16 on CPUs with AVX-512 BF16 or AMX) keeps FP32's range but
+# 8 significant bits to FP16's 11: it rounds 8x coarser and flips more near-ties, so its gate is its
+# own. Measured: a WRN-16-1 trained one epoch on CIFAR-10 (20% top-1, many near-ties), run in BF16
+# (PyTorch on the CPU, weights and activations BF16: no BF16 hardware here, OpenVINO computed f32),
+# agreed with FP32 on 99.6% of the first 1,000 test images (docs/cpu.md). 98% leaves room for
+# weaker models and for accumulation orders that differ by kernel, and still fails a broken export.
+BF16_MIN_AGREEMENT = 98.0   # % of images whose top-1 equals PyTorch FP32's
 INT8_MAX_DROP = 0.5         # points of top-1 that INT8 may lose against FP32 (a common PTQ budget)
 # The drop alone passes an INT8 model that trades as many right answers as it loses: a weak model
 # agreeing with FP32 on 75% of the images passed it. So INT8 is also gated on per-image agreement
@@ -104,6 +111,7 @@ class Gates:
     fp16_min_agreement: float = FP16_MIN_AGREEMENT
     int8_max_drop: float = INT8_MAX_DROP
     int8_min_agreement: float = INT8_MIN_AGREEMENT
+    bf16_min_agreement: float = BF16_MIN_AGREEMENT
 
     def check(self, stats, compute: str) -> list:
         """[(gate description, measured, passed)] for a candidate computing in ``compute``.
@@ -115,7 +123,7 @@ class Gates:
         if compute == "int8":
             return self._int8(stats)
         a = float(stats.agreement)
-        bound = self.fp16_min_agreement if compute in ("fp16", "bf16") else self.fp32_min_agreement
+        bound = {"fp16": self.fp16_min_agreement, "bf16": self.bf16_min_agreement}.get(compute, self.fp32_min_agreement)
         return [(f"top-1 agreement >= {bound:g}%", a, a >= bound - 1e-9)]
 
     def _int8(self, stats) -> list:

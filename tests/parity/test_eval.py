@@ -162,3 +162,51 @@ def test_calibration_images_are_recognised_by_content(cifar_models, cifar_dir, t
     assert "calibration images scored (allowed)" in proc.stdout
     assert "calibration images scored (allowed)" in (tmp_path / "r.md").read_text()
     assert json.loads((tmp_path / "r.json").read_text())["data"]["calibration_overlap"] == 20
+
+
+@pytest.mark.slow  # 15-25 s here: two evals through OpenVINO; the default tier keeps the unit test below
+def test_openvino_rows_apply_the_gate_of_what_ran(cifar_models, cifar_dir):
+    """OpenVINO runs the same ONNX files: FP32 under the FP32 gate, the bf16 hint under BF16's where
+    the CPU computes BF16 (elsewhere it ran f32 and the report says so), INT8 under INT8's. Reports
+    go beside ONNX Runtime's, and name the CPU's instruction set."""
+    pytest.importorskip("openvino", reason="OpenVINO not installed (the 'openvino' extra)")
+    from wrn_deploy.cpuinfo import instruction_set, native_bf16
+
+    for hint in ("f32", "bf16"):
+        proc = _eval("--onnx", cifar_models / "m.onnx", "--onnx", cifar_models / "m.int8.onnx", "--runtime",
+                     "openvino", "--precision-hint", hint, "--data-dir", cifar_dir, "--images", "200")
+        fp32, int8 = (json.loads((cifar_models / f"{n}.openvino-{hint}.eval.json").read_text())
+                      for n in ("m.onnx", "m.int8.onnx"))
+        ran = "bf16" if hint == "bf16" and native_bf16() else "f32"
+        assert fp32["candidate"]["runner"] == f"openvino-cpu-{hint}"
+        assert fp32["candidate"]["precision_hint"] == {"requested": hint, "ran": ran}
+        assert fp32["candidate"]["computed_in"] == ("bf16" if ran == "bf16" else "fp32")
+        assert fp32["gates"][0]["gate"] == ("top-1 agreement >= 98%" if ran == "bf16" else "top-1 agreement >= 99.9%")
+        assert fp32["passed"] and fp32["stats"]["agreement"] >= 99.0
+        assert int8["candidate"]["computed_in"] == "int8" and int8["gates"][0]["gate"].startswith("top-1 drop")
+        assert fp32["machine"]["instruction_set"] == instruction_set() and "openvino" in fp32["versions"]
+        assert proc.returncode == (0 if fp32["passed"] and int8["passed"] else 1), proc.stdout + proc.stderr
+        assert re.search(rf"OpenVINO computed float layers in +{ran}", proc.stdout) and instruction_set() in proc.stdout
+    bad = _eval("--checkpoint", cifar_models / "run" / "best.safetensors", "--runtime", "openvino")
+    assert bad.returncode == 2 and "--onnx candidates only" in bad.stderr
+    bad = _eval("--onnx", cifar_models / "m.onnx", "--precision-hint", "bf16")
+    assert bad.returncode == 2 and "applies to --runtime openvino" in bad.stderr
+
+
+def test_the_gate_follows_what_openvino_computed_in():
+    """Unit form of the test above (no model): a float model that OpenVINO ran in BF16 is gated as
+    BF16; one it ran in f32 (no BF16 instructions) as FP32; INT8 stays INT8 whatever the hint."""
+    from types import SimpleNamespace
+
+    from wrn_deploy.card import Precision
+    from wrn_deploy.parity.evaluate import Candidate, runtime_precision
+
+    def cand(precision, asked, ran):
+        runner = SimpleNamespace(precision=asked, ran_precision=ran)
+        return Candidate("m.onnx", SimpleNamespace(precision=Precision.parse(precision)), runner)
+
+    assert cand("fp32", "bf16", "bf16").compute == "bf16" and cand("fp16", "bf16", "bf16").compute == "bf16"
+    assert cand("fp32", "bf16", "f32").compute == "fp32" and cand("int8+fp32", "bf16", "bf16").compute == "int8"
+    assert runtime_precision(cand("fp32", "bf16", "f32").runner) == {"precision_hint": {"requested": "bf16",
+                                                                                        "ran": "f32"}}
+    assert runtime_precision(SimpleNamespace()) == {}

@@ -46,6 +46,9 @@ def test_gates_per_precision():
     assert not check(p, "fp16", Gates(fp16_min_agreement=99.9))[0][2]
     assert check(p, "int8", Gates())[0][2]         # drop 0.2 <= 0.5
     assert check(p, "fp32", Gates(fp32_min_agreement=99.8))[0][2]
+    # BF16 has its own bound, not FP16's
+    assert check(p, "bf16", Gates())[0][:2] == ("top-1 agreement >= 98%", 99.8)
+    assert not check(p, "bf16", Gates(bf16_min_agreement=99.9, fp16_min_agreement=90))[0][2]
 
 
 def test_int8_gate_certifies_only_when_the_sample_resolves_the_budget():

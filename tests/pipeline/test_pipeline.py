@@ -13,6 +13,8 @@ from tests.conftest import ROOT, run_cli
 from tests.pipeline.conftest import FAST, report, statuses
 
 ONNX = ("fp32", "fp16", "int8", "int8-cpu")
+# OpenVINO rows, where the openvino package is installed (the pipeline adds none elsewhere)
+OPENVINO = tuple(a.name for a in __import__("wrn_deploy.pipeline.steps", fromlist=["x"]).openvino_rows())
 
 
 def _has_tensorrt() -> bool:
@@ -51,6 +53,18 @@ def test_first_run_scores_every_artifact_against_one_reference(first_run):
     assert "**PASS**" in text and "## Steps" in text
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "PASS: every gate" in stdout
+    from wrn_deploy.cpuinfo import instruction_set
+
+    assert instruction_set() in text                                      # the CPU's INT8/BF16 instructions
+    for name in OPENVINO:
+        r = rows[name]
+        assert r["status"] == "done" and r["passed"] is True and r["bench"]["images_per_s"] > 0, r
+        assert r["backend"].startswith("openvino-cpu-") and r["stats"]["ref_top1"] == ref_top1
+    if OPENVINO:
+        assert rows["openvino-fp32"]["stats"]["agreement"] >= 99.9
+        assert rows["int8-openvino"]["precision"] == "int8+fp32, computed int8"
+        assert rows["int8-openvino"]["gates"][0]["gate"].startswith("top-1 drop")
+        assert (out / "model.int8-openvino.onnx").is_file()
 
 
 def test_the_report_matches_a_standalone_eval(first_run, tmp_path):
@@ -76,9 +90,10 @@ def test_a_changed_option_or_file_reruns_only_what_depends_on_it(copy_of_run):
         f.write(b"\0")
     args = [a if a != "64" else "96" for a in FAST]  # and --calib-size 96
     st = statuses(run_cli("pipeline", *args, "--no-triton", "-o", copy_of_run).stdout)
+    ov = {f"{k}-int8-openvino" for k in ("quantize", "eval", "bench")} if OPENVINO else set()
     assert {s for s, v in st.items() if v == "done"} == {
         "quantize-int8", "quantize-int8-cpu", "eval-int8", "eval-int8-cpu", "bench-int8", "bench-int8-cpu",
-        "export-fp16"}, st
+        "export-fp16", *ov}, st
     # The export is byte-reproducible: the FP16 file made again is the one already scored and timed.
     assert {s for s, v in st.items() if v == "cached"} >= {"train", "export-fp32", "reference", "eval-fp32",
                                                            "eval-fp16", "bench-fp16"}, st
@@ -102,7 +117,8 @@ def test_a_failed_step_is_reported_and_loses_nothing(copy_of_run, monkeypatch):
     res = CliRunner().invoke(cli, ["pipeline", *args, "--no-triton", "-o", str(copy_of_run)])
     assert res.exit_code == 1, res.output
     rep = report(copy_of_run)
-    assert rep["failed_steps"] == ["quantize-int8", "quantize-int8-cpu"] and rep["passed"] is False
+    assert rep["failed_steps"] == ["quantize-int8", "quantize-int8-cpu"] + (["quantize-int8-openvino"] if OPENVINO
+                                                                          else []) and rep["passed"] is False
     steps = {s["step"]: s for s in rep["steps"]}
     assert steps["eval-int8"]["status"] == "blocked" and steps["eval-fp32"]["status"] == "cached"
     assert "calibration refused on purpose" in (copy_of_run / "report.md").read_text()

@@ -221,3 +221,84 @@ def test_modelopt_producer_through_the_same_gates(trained_onnx, tmp_path):
     assert folder.name.split("-")[-3] == "entropy" and "-modelopt-" in folder.name
     assert json.loads((folder / "manifest.json").read_text())["quantizer"] == "modelopt"
     assert not (folder / "ranges.json").exists()                    # ModelOpt keeps its scales itself
+
+
+# ---- the openvino form against Intel NNCF (skipped where NNCF cannot run) -------------------------
+
+def _pair_types(model) -> dict:
+    """{float tensor or weight input: zero-point type (uint8/int8), and the channel axis for a
+    per-channel weight} for every Q/DQ pair: symmetric or not, signed or not, per tensor or channel."""
+    from onnx import numpy_helper
+
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    out = {}
+    for n in model.graph.node:
+        weight = n.op_type == "DequantizeLinear" and n.input[0] in init
+        if n.op_type == "QuantizeLinear" or weight:
+            zp = init[n.input[2]]
+            axis = next((a.i for a in n.attribute if a.name == "axis"), None)
+            assert not zp.any(), f"{n.name}: zero point not 0 (asymmetric)"
+            ndim = init[n.input[0]].ndim if weight else None
+            out[n.input[0] if not weight else f"weight {n.name}"] = (
+                str(zp.dtype), None if not weight else axis % ndim, init[n.input[1]].size > 1)
+    return out
+
+
+@pytest.mark.nncf
+@pytest.mark.parametrize("arch", ["wrn-16-1", "wrn-10-1-b131", pytest.param("wrn-28-10", marks=pytest.mark.slow)])
+def test_openvino_form_quantizes_what_nncf_quantizes(arch, tmp_path):
+    """The openvino target puts its pairs on the same (node, input)s as NNCF's default quantization
+    of the same graph, each quantizing the same float tensor, with the same types: UINT8 after a
+    ReLU, INT8 elsewhere, zero points 0, weights per output channel. Random weights and two random
+    images: NNCF's placement does not depend on them."""
+    nncf = pytest.importorskip("nncf", reason="NNCF not installed (pip install nncf)")
+    from wrn_deploy.quant.collect import tensor_chunks
+
+    pre = _export(arch, tmp_path)
+    model = onnx.load(str(pre))
+    name = model.graph.input[0].name
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    theirs = nncf.quantize(model, nncf.Dataset([x[None].numpy() for x in images], lambda x: {name: x}),
+                           subset_size=2)
+    spec = qdq.QuantSpec("openvino", "minmax")
+    qdq.calibrate(pre, tensor_chunks(images), spec, tmp_path / "ranges.json")
+    qdq.quantize(pre, tmp_path / "ours.onnx", spec, tmp_path / "ranges.json")
+    ours = onnx.load(str(tmp_path / "ours.onnx"))
+    a, b = placement.quantized_inputs(ours), placement.quantized_inputs(theirs)
+    assert a == b, (sorted(set(a.items()) - set(b.items())), sorted(set(b.items()) - set(a.items())))
+    ops = {n.name: n.op_type for n in ours.graph.node}
+    kinds = {(ops[n], i) for (n, i), s in a.items() if s != "weight"}
+    assert {("Add", 0), ("Add", 1), ("ReduceMean", 0), ("Reshape", 0)} <= kinds      # residuals, pool, classifier
+    pa, pb = _pair_types(ours), _pair_types(theirs)
+    assert {k: v for k, v in pa.items() if not k.startswith("weight")} == \
+        {k: v for k, v in pb.items() if not k.startswith("weight")}
+    assert sorted(v for k, v in pa.items() if k.startswith("weight")) == \
+        sorted(v for k, v in pb.items() if k.startswith("weight"))
+    assert {"uint8", "int8"} == {v[0] for v in pa.values()}
+
+
+def test_openvino_form_guard_units_and_exclusion(tmp_path):
+    """The guard's units: every Conv, residual Add, the pool and the classifier; a unit kept float
+    reads float tensors while the other readers of a shared tensor keep their pair."""
+    from wrn_deploy.quant import openvino_form
+    from wrn_deploy.quant.collect import tensor_chunks
+
+    pre = _export("wrn-10-1", tmp_path)
+    model = onnx.load(str(pre))
+    labels = qdq.quantizable_nodes(model, qdq.QuantSpec("openvino"))
+    assert sum(v.endswith("+add") for v in labels.values()) == 3 and "pool" in labels.values()
+    assert list(labels.values())[0] == "stem" and list(labels.values())[-1] == "fc"
+    assert sum(n.op_type == "Conv" for n in model.graph.node) == sum(not v.endswith("+add") for v in labels.values()) - 2
+    spec = qdq.QuantSpec("openvino", "minmax")
+    qdq.calibrate(pre, tensor_chunks(torch.rand(4, 3, 32, 32)), spec, tmp_path / "r.json")
+    shortcut = next(n for n, v in labels.items() if v.endswith("shortcut"))
+    qdq.quantize(pre, tmp_path / "x.onnx", spec, tmp_path / "r.json", exclude=[shortcut])
+    placed = placement.quantized_inputs(onnx.load(str(tmp_path / "x.onnx")))
+    assert not any(n == shortcut for n, _ in placed)
+    conv_beside = next(n for n in model.graph.node if n.op_type == "Conv" and n.name != shortcut and
+                       n.input[0] == next(m for m in model.graph.node if m.name == shortcut).input[0])
+    assert (conv_beside.name, 0) in placed                         # the same tensor, still quantized for it
+    qdq.quantize(pre, tmp_path / "one.onnx", spec, tmp_path / "r.json", only=[shortcut])
+    assert {n for n, _ in placement.quantized_inputs(onnx.load(str(tmp_path / "one.onnx")))} == {shortcut}
+    with pytest.raises(Exception, match="no entry"):
+        openvino_form.quantize(onnx.load(str(pre)), {}, None, None)

@@ -40,7 +40,16 @@ CASES = {
     "onnxruntime bytes": (lambda r: runner_for_bytes(r / "m.onnx"), "float32", (1, None), 1e-4),
     "onnxruntime fixed batch fp16": (lambda r: runner_for(r / "b4.fp16.onnx"), "float16", (4, 4), 5e-2),
     "tensorrt (stand-in)": (lambda r: trt_runner(r), "float32", (1, 16), 1e-4),
+    "openvino f32": (lambda r: ov_runner(r / "m.onnx"), "float32", (1, None), 1e-4),
+    # bf16 where the CPU has it; elsewhere the plugin computes in f32 and the bound holds all the more
+    "openvino bf16": (lambda r: ov_runner(r / "m.onnx", "bf16"), "float32", (1, None), 5e-2),
+    "openvino fixed batch fp16": (lambda r: ov_runner(r / "b4.fp16.onnx"), "float16", (4, 4), 5e-2),
 }
+
+
+def ov_runner(path, precision="f32"):
+    pytest.importorskip("openvino", reason="OpenVINO not installed (the 'openvino' extra)")
+    return runner_for(path, runtime="openvino", precision_hint=precision, threads=2)
 
 
 def runner_for_bytes(path):
@@ -131,3 +140,33 @@ def test_runner_for_picks_the_runner_by_artifact(models, tmp_path):
     assert isinstance(runner_for(tmp_path / "x.plan"), TrtRunner)
     with pytest.raises(UserError, match="unknown artifact type"):
         runner_for(tmp_path / "x.bin")
+    with pytest.raises(UserError, match="OpenVINO runs ONNX files, not a checkpoint"):
+        runner_for(models / "c.safetensors", runtime="openvino")
+    with pytest.raises(UserError, match="runtime 'tvm'"):
+        runner_for(models / "m.onnx", runtime="tvm")
+
+
+def test_openvino_runner_sets_what_it_runs_with(models):
+    """Precision, threads, streams and the performance hint are set, not left to the plugin (whose
+    default precision is bf16 on AMX CPUs); the precision the compiled model uses is read back."""
+    pytest.importorskip("openvino", reason="OpenVINO not installed (the 'openvino' extra)")
+    from wrn_deploy.cpuinfo import native_bf16
+    from wrn_deploy.errors import UserError
+    from wrn_deploy.runners.openvino_runner import OpenVinoRunner
+
+    r = OpenVinoRunner(models / "m.onnx", "bf16", threads=1)
+    assert r.config() == {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1,
+                          "PERFORMANCE_HINT": "LATENCY"}
+    with r:
+        assert r.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+        assert r.compiled.get_property("NUM_STREAMS") == 1
+        assert r.ran_precision == ("bf16" if native_bf16() else "f32")
+    with runner_for(models / "m.onnx", runtime="openvino") as f32:
+        assert f32.ran_precision == "f32"
+    with pytest.raises(UserError, match="choose one of f32, bf16"):
+        OpenVinoRunner(models / "m.onnx", "fp16")
+    with pytest.raises(UserError, match="does not exist"):
+        OpenVinoRunner(models / "nope.onnx").activate()
+    (models / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(UserError, match="OpenVINO cannot load"):
+        OpenVinoRunner(models / "junk.onnx").activate()

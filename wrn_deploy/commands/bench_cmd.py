@@ -4,7 +4,7 @@ import click
 
 from wrn_deploy.commands.options import (allow_unverified_option, batch_size_option, data_options, force_option,
                                          images_option, instances_option, output_option, requests_option,
-                                         verify_key_option)
+                                         runtime_options, verify_key_option, check_runtime)
 
 
 @click.command()
@@ -21,12 +21,13 @@ from wrn_deploy.commands.options import (allow_unverified_option, batch_size_opt
 @instances_option()
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Inference threads of the local runner (Triton's instances use one each).")
+@runtime_options("an ONNX ARTIFACT locally")
 @verify_key_option()
 @allow_unverified_option()
 @output_option("Also write the table (Markdown) here, and its JSON to OUTPUT.json.")
 @force_option(help="Replace an existing --output.")
 def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, concurrency, rounds, triton, instances,
-          threads, verify_key, allow_unverified, output, force):
+          threads, runtime, precision_hint, verify_key, allow_unverified, output, force):
     """Measure ARTIFACT: p50/p90/p99 latency and throughput after warm-up, on real images."""
     from pathlib import Path
 
@@ -48,7 +49,12 @@ def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, co
     if output:
         for suffix in ("", ".json"):
             check_output(f"{output}{suffix}", (artifact,), force)
-    local = runner_for(artifact, threads=threads, verify_key=verify_key, allow_unverified=allow_unverified)
+    check_runtime(runtime, precision_hint)
+    if runtime == "openvino" and triton:
+        raise UserError("--runtime openvino times the local runner only (the Triton rows serve the file with "
+                        "wrn-deploy's Python backend): pass --no-triton")
+    local = runner_for(artifact, threads=threads, verify_key=verify_key, allow_unverified=allow_unverified,
+                       runtime=runtime, precision_hint=precision_hint)
     local.check()  # the trust policy before any image loads
     card = read_card(artifact)
     x = for_card(card, "test", data, data_dir, skip_bad=skip_bad_images).first(images).images().numpy()
@@ -65,7 +71,8 @@ def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, co
             rows = B.measure(local, x, batch, requests, rounds, urls, "m", tuple(levels), beside)
     else:
         rows = B.measure(local, x, batch, requests, rounds)
-    title = f"{card.arch} {card.precision} ({Path(artifact).name}), batch {batch}"
+    ran = f", {local.name} (computed in {local.ran_precision})" if runtime == "openvino" else ""
+    title = f"{card.arch} {card.precision} ({Path(artifact).name}){ran}, batch {batch}"
     pa = any(r.get("perf_analyzer") for r in rows)
     note = f"Machine: {B.machine()}. {len(x)} real {card.dataset.get('name', '')} test images, {requests} timed " \
            f"requests per row in {rounds} interleaved rounds, after {B.WARMUP} warm-up requests per client; Triton: " \

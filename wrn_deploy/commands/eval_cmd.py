@@ -6,7 +6,8 @@ from wrn_deploy import limits
 from wrn_deploy.commands.options import (Finite, allow_other_data_option, allow_unverified_option, batch_size_option,
                                          data_options, device_option, force_option, images_option,
                                          max_int8_drop_option, min_int8_agreement_option, output_option,
-                                         progress_option, resolve_device, spelled, verify_key_option)
+                                         progress_option, resolve_device, runtime_options, spelled,
+                                         verify_key_option, check_runtime)
 
 
 @click.command(name="eval")
@@ -23,10 +24,13 @@ from wrn_deploy.commands.options import (Finite, allow_other_data_option, allow_
                    default=limits.BATCH, old=["--batch"])
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default="cpu", show_default=True,
               help="ONNX Runtime execution provider for --onnx.")
+@runtime_options("the --onnx candidates")
 @device_option("cpu", help="Where PyTorch runs the --checkpoint candidates (the reference runs on the CPU).")
 @click.option("--min-agreement", type=Finite(0, 100), default=limits.FP32_MIN_AGREEMENT, show_default=True, help="FP32 gate, %.")
 @click.option("--min-fp16-agreement", type=Finite(0, 100), default=limits.FP16_MIN_AGREEMENT, show_default=True,
               help="FP16 gate, %.")
+@click.option("--min-bf16-agreement", type=Finite(0, 100), default=limits.BF16_MIN_AGREEMENT, show_default=True,
+              help="BF16 gate (--precision-hint bf16 where the CPU computes BF16), %.")
 @max_int8_drop_option("INT8 gate: largest allowed top-1 drop against FP32, points.")
 @min_int8_agreement_option()
 @click.option("--allow-calibration-overlap", is_flag=True, help="Score an INT8 model on its calibration images.")
@@ -38,8 +42,8 @@ from wrn_deploy.commands.options import (Finite, allow_other_data_option, allow_
                "only with one candidate].", name="report", old=["--report"])
 @force_option
 @progress_option
-def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, split, limit, batch, provider, device,
-          min_agreement, min_fp16_agreement, max_int8_drop, min_int8_agreement, allow_calibration_overlap, allow_other_data, verify_key,
+def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, split, limit, batch, provider, runtime,
+          precision_hint, device, min_agreement, min_fp16_agreement, min_bf16_agreement, max_int8_drop, min_int8_agreement, allow_calibration_overlap, allow_other_data, verify_key,
           allow_host_code, allow_unverified, report, force, progress):
     """Check candidates' accuracy parity with the PyTorch FP32 model on the same images.
 
@@ -54,6 +58,9 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
     from wrn_deploy.parity.report import markdown, terminal
 
     paths = [*engine, *onnx, *checkpoint]
+    check_runtime(runtime, precision_hint)
+    if runtime == "openvino" and (engine or checkpoint):
+        raise UserError("--runtime openvino runs --onnx candidates only; evaluate plans and checkpoints apart")
     if device == "auto":
         device = resolve_device(device)
     if not paths:
@@ -62,12 +69,15 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
         raise UserError(f"{spelled('report')} names one report; with several candidates each report goes beside "
                         "its model")
     opts = EvalOptions(data=data, data_dir=data_dir, split=split, limit=limit, batch=batch, reference=reference,
-                       device=device, provider=provider,
-                       gates=limits.Gates(min_agreement, min_fp16_agreement, max_int8_drop, min_int8_agreement),
+                       device=device, provider=provider, runtime=runtime, precision_hint=precision_hint,
+                       gates=limits.Gates(min_agreement, min_fp16_agreement, max_int8_drop, min_int8_agreement,
+                                          min_bf16_agreement),
                        allow_calibration_overlap=allow_calibration_overlap, allow_other_data=allow_other_data,
                        skip_bad_images=skip_bad_images, verify_key=verify_key,
                        allow_host_code=allow_host_code, allow_unverified=allow_unverified, progress=progress)
-    prefixes = [report] if report else [f"{p}.eval" for p in paths]
+    # OpenVINO's reports go beside ONNX Runtime's, not over them
+    tag = "" if runtime == "onnxruntime" else f".openvino-{precision_hint}"
+    prefixes = [report] if report else [f"{p}{tag}.eval" for p in paths]
     inputs = input_files(paths, opts)
     for prefix in prefixes:  # checked before any work, so a refused report costs nothing
         for suffix in (".json", ".md"):

@@ -175,6 +175,26 @@ def min_int8_agreement_option(help: str = "INT8 gate: smallest top-1 agreement w
                         show_default=True, help=help)
 
 
+def runtime_options(what: str):
+    """``--runtime`` (what runs ONNX files) and ``--precision-hint`` (OpenVINO's inference precision)."""
+    def decorate(f):
+        f = click.option("--precision-hint", type=click.Choice(["f32", "bf16"]), default="f32", show_default=True,
+                         help="With --runtime openvino: the precision it computes the float layers in (set "
+                              "explicitly: OpenVINO's own default is bf16 on AMX CPUs).")(f)
+        return click.option("--runtime", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime",
+                            show_default=True, help=f"What runs {what}: ONNX Runtime, or OpenVINO (the 'openvino' "
+                                                    "extra).")(f)
+    return decorate
+
+
+def check_runtime(runtime: str, precision_hint: str) -> None:
+    from wrn_deploy.errors import UserError
+
+    if precision_hint != "f32" and runtime != "openvino":
+        raise UserError(f"--precision-hint {precision_hint} applies to --runtime openvino (ONNX Runtime computes "
+                        "what the file says)")
+
+
 def calib_size_option(help: str = "Calibration images."):
     from wrn_deploy import limits
 

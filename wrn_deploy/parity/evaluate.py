@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wrn_deploy.card import Card, read_card
+from wrn_deploy.cpuinfo import describe
 from wrn_deploy.errors import UserError
 from wrn_deploy.limits import BATCH, Gates
 from wrn_deploy.parity.compare import RunResult, compare, run
@@ -24,6 +25,8 @@ class EvalOptions:
     reference: str | None = None
     device: str = "cpu"
     provider: str = "cpu"
+    runtime: str = "onnxruntime"    # what runs ONNX candidates: onnxruntime or openvino
+    precision_hint: str = "f32"     # OpenVINO's inference precision
     gates: Gates = field(default_factory=Gates)
     allow_calibration_overlap: bool = False
     allow_other_data: bool = False
@@ -42,13 +45,19 @@ class Candidate:
 
     @property
     def compute(self) -> str:
-        return self.card.precision.compute if self.card else "unknown"
+        """What the candidate computed in, so the gate is that precision's: the card's, except where
+        OpenVINO ran a float model in BF16 (read back from the compiled model after it ran)."""
+        compute = self.card.precision.compute if self.card else "unknown"
+        if getattr(self.runner, "ran_precision", None) == "bf16" and compute in ("fp32", "fp16"):
+            return "bf16"
+        return compute
 
 
 def candidate(path, opts: EvalOptions) -> Candidate:
     """The candidate's runner (checked, not loaded) and card."""
     runner = runner_for(path, provider=opts.provider, device=opts.device, verify_key=opts.verify_key,
-                        allow_host_code=opts.allow_host_code, allow_unverified=opts.allow_unverified)
+                        allow_host_code=opts.allow_host_code, allow_unverified=opts.allow_unverified,
+                        runtime=opts.runtime, precision_hint=opts.precision_hint)
     runner.check()  # fail before the images load, not after
     path = Path(path)
     try:
@@ -129,7 +138,16 @@ def score(cand: Candidate, ref: RunResult, images, labels, digests: list, opts: 
     overlap = check_overlap(cand.card, digests, opts)
     res = run(cand.runner, images, opts.batch, opts.progress)
     return {"runner": res.runner, "seconds": round(res.seconds, 2), "calibration_overlap": overlap,
+            "computed_in": cand.compute, **runtime_precision(cand.runner),
             **compare(ref, res, labels, cand.compute, opts.gates)}
+
+
+def runtime_precision(runner) -> dict:
+    """For OpenVINO: the precision asked for and the one the compiled model used (a CPU without BF16
+    instructions computes in f32 whatever the hint). Empty for other runners."""
+    if getattr(runner, "ran_precision", None) is None:
+        return {}
+    return {"precision_hint": {"requested": runner.precision, "ran": runner.ran_precision}}
 
 
 def evaluate(paths: list, opts: EvalOptions) -> list:
@@ -164,6 +182,8 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
         reports.append({
             "candidate": {"kind": c.card.kind if c.card else "plan", "path": str(c.path), "runner": s["runner"],
                           "precision": str(c.card.precision) if c.card else "unknown", "arch": model.arch,
+                          "computed_in": s["computed_in"], **({"precision_hint": s["precision_hint"]}
+                                                             if "precision_hint" in s else {}),
                           "seconds": s["seconds"]},
             "reference": {"path": str(ref_path), "runner": ref.runner, "seconds": round(ref.seconds, 2)},
             "data": {"dataset": chosen.dataset, "split": opts.split, "images": len(chosen),
@@ -171,11 +191,11 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
                      "calibration_overlap": s["calibration_overlap"],
                      "skipped_unreadable": chosen.identity.get("skipped_unreadable", 0)},
             "stats": s["stats"], "gates": s["gates"], "passed": s["passed"],
-            "versions": _versions(), "torch_threads": torch.get_num_threads()})
+            "versions": _versions(), "machine": describe(), "torch_threads": torch.get_num_threads()})
     return reports
 
 
 def _versions() -> dict:
     from wrn_deploy.card import versions
 
-    return versions("onnx", "onnxruntime", "tensorrt")
+    return versions("onnx", "onnxruntime", "openvino", "tensorrt")

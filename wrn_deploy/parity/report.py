@@ -30,6 +30,14 @@ def _rows(rep: dict) -> list:
             ("flips ref-right/cand-wrong, reverse", f"{s['ref_only_right']}, {s['cand_only_right']}"),
             ("McNemar exact p", f"{s['mcnemar_p']:.3g}"),
             ("max / mean |logit difference|", f"{s['max_abs_logit_diff']:.3g} / {s['mean_abs_logit_diff']:.3g}")]
+    hint = rep["candidate"].get("precision_hint")
+    if hint:
+        note = "" if hint["requested"] == hint["ran"] else \
+            f" ({hint['requested']} requested: the CPU has no {hint['requested'].upper()} instructions, so OpenVINO used {hint['ran']})"
+        rows.append(("OpenVINO computed float layers in", hint["ran"] + note))
+    if rep.get("machine"):
+        m = rep["machine"]
+        rows.append(("CPU", f"{m['cpu'] or 'unknown'}, {m['logical_cpus']} logical CPUs; {m['instruction_set']}"))
     if d.get("classes"):
         names = d["classes"]
         rows.append(("classes", f"{len(names)}: " + ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")))

@@ -80,7 +80,7 @@ class Context:
         return Path(self.opts.checkpoint) if self.opts.checkpoint else self.out / "train" / "best.safetensors"
 
     def artifact(self, name: str) -> Path:
-        return self.out / next(a.file for a in S.ONNX + S.PLANS if a.name == name)
+        return self.out / next(a.file for a in S.ALL if a.name == name)
 
     def state(self, name: str) -> dict:
         return self.states[name]
@@ -150,6 +150,10 @@ def plan(opts: PipelineOptions) -> list:
                   options=quant, data=True),
              Step("quantize-int8-cpu", S.quantize("cpu"), ("export-fp32",), inputs=from_artifact("fp32"),
                   options=quant, data=True)]
+    openvino = S.openvino_rows()
+    if openvino:
+        steps.append(Step("quantize-int8-openvino", S.quantize("openvino"), ("export-fp32",),
+                          inputs=from_artifact("fp32"), options=quant, data=True))
     for p in S.PLANS:
         source = p.name.removeprefix("plan-")
         steps.append(Step(p.step, S.build(source), (next(a.step for a in S.ONNX if a.name == source),),
@@ -157,10 +161,10 @@ def plan(opts: PipelineOptions) -> list:
     artifacts = S.ONNX + S.PLANS
     steps.append(Step("reference", S.reference, (trained,), inputs=ckpt, data=True, machine=True,
                       options={"eval_images": o.eval_images}))
-    for a in artifacts:
+    for a in artifacts + openvino:
         steps.append(Step(f"eval-{a.name}", S.evaluate(a), ("reference", a.step),
                           inputs=lambda ctx, a=a: {"model": ctx.artifact(a.name), **_ref(ctx)},
-                          options={"gates": o.gates.__dict__}, machine=True))
+                          options={"gates": o.gates.__dict__, **S.runner_options(a)}, machine=True))
     if o.triton:
         present = lambda ctx: {a.name: ctx.artifact(a.name) for a in ctx.present(artifacts)}
         steps.append(Step("triton-repo", S.triton_repository, tuple(a.step for a in artifacts), soft=True,
@@ -170,7 +174,7 @@ def plan(opts: PipelineOptions) -> list:
                           options={"gates": o.gates.__dict__, "requests": o.bench_requests}, machine=True,
                           unavailable=S.triton_missing))
     if o.bench:
-        benched = [("pytorch", trained, ckpt)] + [(a.name, a.step, from_artifact(a.name)) for a in artifacts]
+        benched = [("pytorch", trained, ckpt)] + [(a.name, a.step, from_artifact(a.name)) for a in artifacts + openvino]
         for name, need, inputs in benched:
             steps.append(Step(f"bench-{name}", S.bench(name), (need,), inputs=inputs,
                               options={"requests": o.bench_requests}, machine=True))

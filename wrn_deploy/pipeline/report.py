@@ -20,7 +20,7 @@ def build_report(ctx) -> dict:
     st = ctx.states
     ref = st.get("reference", {})
     rows = [_reference_row(ctx, ref)]
-    for a in S.ONNX + S.PLANS:
+    for a in S.ONNX + S.PLANS + S.openvino_rows():
         rows.append(_artifact_row(ctx, a))
     serve = st.get("serve", {})
     for name, r in (serve.get("result") or {}).get("models", {}).items():
@@ -41,7 +41,8 @@ def build_report(ctx) -> dict:
               **({"rerun": s["rerun"]} if s.get("rerun") and s["status"] != "cached" else {})} for n, s in st.items()]
     gated = [r for r in rows if "passed" in r]
     return {"format": FORMAT, "created": now(), "machine": machine(), "device": ctx.device,
-            "versions": versions("torch", "onnx", "onnxruntime", "tensorrt", "tritonclient", "nvidia-pytriton"),
+            "versions": versions("torch", "onnx", "onnxruntime", "openvino", "tensorrt", "tritonclient",
+                                 "nvidia-pytriton"),
             "model": model, "data": (ref.get("result") or {}).get("data"),
             "training": (st.get("train", {}).get("result")), "calibration": _calibration(ctx),
             "gates": dict(ctx.opts.gates.__dict__), "rows": rows, "steps": steps,
@@ -88,7 +89,10 @@ def _artifact_row(ctx, a) -> dict:
     if ev.get("status") not in ("done", "cached"):
         return {**row, "status": ev.get("status", "blocked"), "reason": f"eval: {ev.get('reason')}"}
     r = ev["result"]
-    return {**row, "backend": r["runner"], "precision": r["precision"], "status": ev["status"], "stats": r["stats"],
+    hint = r.get("precision_hint")
+    precision = r["precision"] if not hint else f"{r['precision']}, computed {r.get('computed_in', r['precision'])}" \
+        + (f" ({hint['requested']} asked)" if hint["requested"] != hint["ran"] else "")
+    return {**row, "backend": r["runner"], "precision": precision, "status": ev["status"], "stats": r["stats"],
             "gates": r["gates"], "passed": r["passed"], "bench": _bench(ctx, a.name)}
 
 
@@ -184,8 +188,9 @@ def _gates_line(g: dict) -> str:
     int8 = f"INT8 drop <= {g['int8_max_drop']:g} pts" if g.get("int8_max_drop") is not None else "INT8 drop unchecked"
     if g.get("int8_min_agreement") is not None:
         int8 += f" and agreement >= {g['int8_min_agreement']:g}%"
+    bf16 = f"; BF16 agreement >= {g['bf16_min_agreement']:g}%" if g.get("bf16_min_agreement") is not None else ""
     return (f"- Gates: FP32 agreement >= {g['fp32_min_agreement']:g}%; FP16 agreement >= "
-            f"{g['fp16_min_agreement']:g}%; {int8} (drop certified only where the images resolve it).")
+            f"{g['fp16_min_agreement']:g}%; {int8} (drop certified only where the images resolve it){bf16}.")
 
 
 def plot(rep: dict, path: Path) -> bool:

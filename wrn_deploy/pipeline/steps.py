@@ -9,6 +9,7 @@ Layout of OUT::
     model.fp16.onnx             FP16
     model.int8.onnx             INT8 Q/DQ for TensorRT (rest FP16)
     model.int8-cpu.onnx         INT8 for ONNX Runtime's CPU kernels
+    model.int8-openvino.onnx    INT8 for OpenVINO's CPU plugin, where the openvino package is installed
     calibration/                the calibration manifests and ranges
     model*.plan                 TensorRT engines, where TensorRT and a GPU are present
     triton/                     the Triton model repository
@@ -33,7 +34,8 @@ class Artifact:
     name: str        # fp32, fp16, int8, int8-cpu, plan-fp32, ...
     file: str        # its file name in OUT
     step: str        # the step that writes it
-    backend: str     # onnxruntime | tensorrt
+    backend: str     # onnxruntime | tensorrt | openvino
+    hint: str = "f32"   # openvino: the inference precision hint
 
 
 ONNX = (Artifact("fp32", "model.onnx", "export-fp32", "onnxruntime"),
@@ -44,6 +46,23 @@ ONNX = (Artifact("fp32", "model.onnx", "export-fp32", "onnxruntime"),
 # what TensorRT's explicit quantization takes).
 PLANS = tuple(Artifact(f"plan-{a.name}", a.file.replace(".onnx", ".plan"), f"build-{a.name}", "tensorrt")
               for a in ONNX[:3])
+# OpenVINO rows, where the openvino package is installed: the FP32 file under both precision hints,
+# and the openvino-form INT8 (quantize --target openvino).
+OPENVINO = (Artifact("openvino-fp32", "model.onnx", "export-fp32", "openvino"),
+            Artifact("openvino-bf16", "model.onnx", "export-fp32", "openvino", "bf16"),
+            Artifact("int8-openvino", "model.int8-openvino.onnx", "quantize-int8-openvino", "openvino"))
+ALL = ONNX + PLANS + OPENVINO
+
+
+def openvino_rows() -> tuple:
+    """The OpenVINO rows where OpenVINO is installed, none elsewhere (the pipeline's cost is unchanged)."""
+    from wrn_deploy.runners.openvino_runner import available
+
+    return OPENVINO if available() else ()
+
+
+def runner_options(a: Artifact) -> dict:
+    return {"runtime": "openvino", "precision_hint": a.hint} if a.backend == "openvino" else {}
 
 
 def tensorrt_missing() -> str | None:
@@ -108,7 +127,7 @@ def quantize(target: str):
         from wrn_deploy.quant.qdq import QuantSpec
 
         o = ctx.opts
-        out = ctx.artifact("int8" if target == "tensorrt" else "int8-cpu")
+        out = ctx.artifact({"tensorrt": "int8", "cpu": "int8-cpu", "openvino": "int8-openvino"}[target])
         opts = QuantOptions(spec=QuantSpec(target=target), data_dir=o.data_dir, calib_size=o.calib_size,
                             seed=o.seed, calib_dir=str(ctx.out / "calibration"), max_drop=o.max_int8_drop,
                             skip_bad_images=o.skip_bad_images, progress=o.progress)
@@ -197,7 +216,9 @@ def evaluate(artifact: Artifact):
 
         ref, labels, digests = ctx.reference()
         images, _, _ = ctx.evaluation_images()
-        opts = _eval_options(ctx)
+        from dataclasses import replace
+
+        opts = replace(_eval_options(ctx), **runner_options(artifact))
         cand = candidate(ctx.artifact(artifact.name), opts)
         return Done([], {"precision": str(cand.card.precision),
                          **score(cand, ref, images, labels, list(digests), opts)})
@@ -212,7 +233,8 @@ def bench(name: str):
 
         path = ctx.checkpoint if name == "pytorch" else ctx.artifact(name)
         x = ctx.bench_images()
-        kw = {"device": ctx.device} if name == "pytorch" else {"provider": ctx.provider}
+        kw = {"device": ctx.device} if name == "pytorch" else \
+            {"provider": ctx.provider, **runner_options(next(a for a in ALL if a.name == name))}
         one = B.bench_local(runner_for(path, **kw), x, 1, ctx.opts.bench_requests).to_dict()
         many = B.bench_local(runner_for(path, **kw), x, 32, max(10, ctx.opts.bench_requests // 8)).to_dict()
         return Done([], {"p50_ms": one["p50_ms"], "p99_ms": one["p99_ms"], "images_per_s": many["images_per_s"],

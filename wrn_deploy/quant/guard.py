@@ -1,5 +1,6 @@
 """The accuracy guard: INT8 against FP32 top-1 on held-out training images, both in ONNX Runtime
-CPU through its runner. When INT8 loses more than allowed, layers are ranked by how much quantizing
+CPU through its runner (the openvino target's INT8 in OpenVINO, where it is installed: the runtime
+that will run it). When INT8 loses more than allowed, layers are ranked by how much quantizing
 each alone moves the logits, and the worst are left in float one at a time until the bound holds.
 
 Every figure (top-1, agreement, the interval of the drop) comes from ``parity.stats.paired``, the
@@ -65,9 +66,18 @@ class HeldOut:
     fp32_logits: np.ndarray
 
 
-def logits(path, images) -> np.ndarray:
+def runtime_for(target: str) -> str:
+    """What scores a target's INT8 model: OpenVINO for the openvino target where it is installed."""
+    from wrn_deploy.runners.openvino_runner import available
+
+    return "openvino" if target == "openvino" and available() else "onnxruntime"
+
+
+def logits(path, images, runtime: str = "onnxruntime") -> np.ndarray:
     """Logits of the ONNX model at ``path`` on uint8 images, converted to [0, 1] a batch at a time."""
-    with OrtRunner(path) as runner:
+    from wrn_deploy.runners.openvino_runner import OpenVinoRunner
+
+    with (OpenVinoRunner(path) if runtime == "openvino" else OrtRunner(path)) as runner:
         return np.concatenate([runner.infer(images[i:i + BATCH].float().div_(255))
                                for i in range(0, len(images), BATCH)])
 
@@ -93,18 +103,18 @@ def held_out(fp32_path, selection, model_sha256: str) -> HeldOut:
 
 
 def check(held: HeldOut, int8_path, max_drop: float | None, quantize: Callable, nodes: list,
-          progress: bool = False) -> GuardResult:
+          progress: bool = False, runtime: str = "onnxruntime") -> GuardResult:
     """Score ``int8_path``; above ``max_drop`` (None: never), rank ``nodes`` and rebuild with the worst
     kept float until the drop fits. ``quantize(exclude=[...], only=[...])`` writes a model and returns
     its path."""
-    stats = paired(held.fp32_logits, logits(int8_path, held.images), held.labels)
+    stats = paired(held.fp32_logits, logits(int8_path, held.images, runtime), held.labels)
     if max_drop is None or -stats.diff <= max_drop:
         return GuardResult(stats)
-    ranking = rank_layers(held, quantize, nodes, progress)
+    ranking = rank_layers(held, quantize, nodes, progress, runtime)
     steps, excluded, got = [], [], None
     for node, _ in ranking:
         excluded.append(node)
-        got = logits(quantize(exclude=list(excluded)), held.images)
+        got = logits(quantize(exclude=list(excluded)), held.images, runtime)
         acc = top1(got, held.labels)
         steps.append(GuardStep(tuple(excluded), acc, stats.ref_top1 - acc))  # FP32 top-1 from the first pairing
         if steps[-1].drop <= max_drop:
@@ -114,13 +124,14 @@ def check(held: HeldOut, int8_path, max_drop: float | None, quantize: Callable, 
     return GuardResult(paired(held.fp32_logits, got, held.labels), tuple(steps), tuple(ranking))
 
 
-def rank_layers(held: HeldOut, quantize: Callable, nodes: list, progress: bool = False) -> list:
+def rank_layers(held: HeldOut, quantize: Callable, nodes: list, progress: bool = False,
+                runtime: str = "onnxruntime") -> list:
     """[(node, mean squared logit error when only that node is INT8)] on 64 images, most sensitive first."""
     from tqdm import tqdm
 
     images, ref = held.images[:64], held.fp32_logits[:64]
     scores = []
     for node in tqdm(nodes, desc="ranking layers", disable=not progress, leave=False):
-        err = float(((logits(quantize(only=[node]), images) - ref) ** 2).mean())
+        err = float(((logits(quantize(only=[node]), images, runtime) - ref) ** 2).mean())
         scores.append((node, err))
     return sorted(scores, key=lambda s: -s[1])

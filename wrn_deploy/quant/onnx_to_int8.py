@@ -139,9 +139,15 @@ def _quantize_and_guard(job: _Job, data) -> _Result:
     res = None  # --no-guard: no guard inference at all
     if job.opts.max_drop is not None:
         held = guard.held_out(job.fp32, data.guard, job.manifest["model_sha256"])
-        res = guard.check(held, int8, job.opts.max_drop, requantize, list(nodes), job.opts.progress)
+        res = guard.check(held, int8, job.opts.max_drop, requantize, list(nodes), job.opts.progress,
+                          runtime=guard.runtime_for(job.opts.spec.target))
     placed = quantized_inputs(onnx.load(str(int8), load_external_data=False))
-    return _Result(int8, res, nodes, placed, calib_s, job.producer.versions())
+    versions = job.producer.versions()
+    if res is not None and guard.runtime_for(job.opts.spec.target) == "openvino":
+        from wrn_deploy.card import versions as installed
+
+        versions = {**versions, **installed("openvino")}
+    return _Result(int8, res, nodes, placed, calib_s, versions)
 
 
 def _quantization_card(job: _Job, result: _Result) -> dict:
@@ -160,6 +166,12 @@ def _quantization_card(job: _Job, result: _Result) -> dict:
 
 def _excluded(result: _Result) -> tuple:
     return result.guard.excluded if result.guard else ()
+
+
+def guard_runtime(job: _Job) -> str:
+    from wrn_deploy.quant.guard import runtime_for
+
+    return runtime_for(job.opts.spec.target)
 
 
 def _guard_report(job: _Job, result: _Result) -> dict | None:
@@ -203,6 +215,7 @@ def _finish(job: _Job, result: _Result, force: bool) -> dict:
             "calibration": {"folder": str(job.folder), "images": m["size"], "split": m["split"],
                             "reused_cached_ranges": job.cached, "seconds": round(result.calib_s, 2)},
             "guard": _guard_report(job, result),
+            "guard_runtime": guard_runtime(job) if job.opts.max_drop is not None else None,
             "layers": {label[n]: ("float" if n in excluded else "int8") for n in label},
             "sizes": {"fp32_bytes": job.fp32.stat().st_size, "int8_bytes": size}}
 
@@ -210,14 +223,16 @@ def _finish(job: _Job, result: _Result, force: bool) -> dict:
 def format_report(rep: dict) -> str:
     g, c = rep["guard"], rep["calibration"]
     n8 = sum(1 for v in rep["layers"].values() if v == "int8")
-    how = f"{rep['placement']} placement by {rep['quantizer']}" if rep["target"] == "tensorrt" else "every op"
+    how = {"tensorrt": f"{rep['placement']} placement by {rep['quantizer']}", "cpu": "every op",
+           "openvino": "NNCF's placement"}[rep["target"]]
     lines = [f"wrote {rep['output']} (INT8 Q/DQ for {rep['target']}, {how}, {rep['method']} calibration, "
              f"rest {rep['rest'] if rep['target'] == 'tensorrt' else 'int8/fp32'})",
              f"  calibration: {c['images']} images from {c['split']}, "
              + ("cached ranges reused" if c["reused_cached_ranges"] else f"{c['seconds']:.1f} s") + f" -> {c['folder']}",
              _guard_line(g),
              f"  layers: {n8} of {len(rep['layers'])} in INT8 (Conv/Gemm"
-             + (", residual Add" if any(k.endswith("+add") for k in rep["layers"]) else "") + ")"]
+             + (", residual Add" if any(k.endswith("+add") for k in rep["layers"]) else "")
+             + (", pool" if "pool" in rep["layers"] else "") + ")"]
     for s in (g or {}).get("steps", []):
         lines.append(f"    kept float: {s['excluded'][-1]:<28} -> INT8 top-1 {s['int8_top1']:.2f}% (drop {s['drop']:+.2f})")
     lines.append(f"  size: {rep['sizes']['fp32_bytes'] / 1e6:.2f} MB FP32 -> {rep['sizes']['int8_bytes'] / 1e6:.2f} MB INT8")

@@ -10,6 +10,9 @@ Two targets:
   would stay FP32).
 - ``cpu``: the form ONNX Runtime's CPU kernels run fastest: unsigned asymmetric activations with
   signed weights (U8S8), every supported operator quantized.
+- ``openvino``: the form OpenVINO's CPU plugin runs fastest: pairs where Intel NNCF places them
+  (Conv inputs, both inputs of residual Adds, the pool and the classifier), symmetric, UINT8 after
+  a ReLU and INT8 elsewhere (``openvino_form.py``).
 """
 
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from wrn_deploy.fileio import scratch_dir
 from wrn_deploy.limits import CALIB_PERCENTILE, FP16_MAX, FP16_TINY
 
 METHODS = ("entropy", "percentile", "minmax")
-TARGETS = ("tensorrt", "cpu")
+TARGETS = ("tensorrt", "cpu", "openvino")
 QUANTIZERS = ("wrn-deploy", "modelopt")
 QUANTIZED_OPS = ("Conv", "Gemm")
 
@@ -45,13 +48,16 @@ class QuantSpec:
         if self.target == "cpu" and (self.placement != "fusion" or self.quantize_classifier):
             raise UserError("--placement and --quantize-classifier apply to --target tensorrt; the cpu target "
                             "quantizes every operator it can")
+        if self.target == "openvino" and (self.placement != "fusion" or self.quantize_classifier):
+            raise UserError("--placement and --quantize-classifier apply to --target tensorrt; the openvino "
+                            "target places its pairs where NNCF does")
         if self.placement == "conv" and self.quantize_classifier:
             raise UserError("--quantize-classifier applies to --placement fusion; --placement conv always "
                             "quantizes the classifier")
         if self.quantizer == "modelopt":
             if self.target != "tensorrt" or self.placement != "fusion" or self.quantize_classifier:
                 raise UserError("--quantizer modelopt writes the TensorRT form with ModelOpt's own placement; "
-                                "it takes no --target cpu, --placement conv or --quantize-classifier")
+                                "it takes no --target cpu or openvino, --placement conv or --quantize-classifier")
             if self.method == "percentile":
                 raise UserError("ModelOpt calibrates with entropy or max only: pass --method entropy or "
                                 "--method minmax with --quantizer modelopt")
@@ -61,6 +67,8 @@ class QuantSpec:
         """What decides which tensors need ranges and where pairs go: part of the calibration key."""
         if self.target == "cpu":
             return "all"
+        if self.target == "openvino":
+            return "nncf"
         return self.placement + ("+classifier" if self.quantize_classifier else "")
 
 
@@ -103,7 +111,7 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
 
     from wrn_deploy.quant import collect
 
-    extra = {"symmetric": spec.target == "tensorrt"}
+    extra = {"symmetric": spec.target in ("tensorrt", "openvino")}
     if spec.method == "entropy":
         extra.update(num_bins=2048, num_quantized_bins=128)
     elif spec.method == "percentile":
@@ -112,6 +120,10 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
     if spec.target == "tensorrt":
         # The fusion placement also quantizes residual tensors: Add outputs and shortcut Conv outputs.
         ops = list(QUANTIZED_OPS) + (["Add"] if spec.placement == "fusion" else [])
+    elif spec.target == "openvino":
+        from wrn_deploy.quant.openvino_form import CALIBRATED_OPS
+
+        ops = list(CALIBRATED_OPS)
     with scratch_dir("calibrate") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(Path(model_path), ops, augmented_model_path=f"{tmp}/augmented.onnx",
                                        calibrate_method=_method(spec.method), extra_options=extra)
@@ -138,6 +150,9 @@ def quantize(fp32_path: Path, out_path: Path, spec: QuantSpec, ranges_path: Path
     from wrn_deploy.quant import placement
 
     logging.getLogger().setLevel(logging.ERROR)  # ORT logs a line per tensor at INFO
+    if spec.target == "openvino":
+        _quantize_openvino(fp32_path, out_path, ranges_path, exclude, only)
+        return
     residual = {}
     kw = dict(nodes_to_exclude=exclude or [], nodes_to_quantize=only)
     if spec.target == "tensorrt" and spec.placement == "fusion":
@@ -161,16 +176,30 @@ def quantize(fp32_path: Path, out_path: Path, spec: QuantSpec, ranges_path: Path
         _rest_to_fp16(out_path)
 
 
+def _load_ranges(ranges_path: Path) -> dict:
+    import numpy as np
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    data = load_tensors_data(ranges_path)
+    return {name: tuple(float(np.asarray(v).reshape(-1)[0]) for v in td.range_value) for name, td in data.data.items()}
+
+
+def _quantize_openvino(fp32_path: Path, out_path: Path, ranges_path: Path, exclude, only) -> None:
+    import onnx
+
+    from wrn_deploy.quant import openvino_form
+
+    model = openvino_form.quantize(onnx.load(str(fp32_path)), _load_ranges(ranges_path), exclude, only)
+    onnx.save(model, str(out_path))
+
+
 def _quantize_residuals(path: Path, residual: dict, ranges_path: Path) -> None:
     import onnx
-    from onnxruntime.quantization.calibrate import load_tensors_data
 
     from wrn_deploy.quant.placement import insert_residual_qdq
 
-    data = load_tensors_data(ranges_path)
-    ranges = {name: tuple(float(v) for v in td.range_value) for name, td in data.data.items()}
     model = onnx.load(str(path))
-    insert_residual_qdq(model, residual, ranges)
+    insert_residual_qdq(model, residual, _load_ranges(ranges_path))
     onnx.save(model, str(path))
 
 
@@ -184,6 +213,10 @@ def quantizable_nodes(model, spec: QuantSpec | None = None) -> dict:
     nodes, named after their weight tensor, and under the fusion placement the residual Adds, named
     after the convolution they fuse into (``blocks.1.convs.1+add``). Narrow convolutions the fusion
     placement leaves float, and the classifier unless asked for, are not listed."""
+    if spec is not None and spec.target == "openvino":
+        from wrn_deploy.quant import openvino_form
+
+        return openvino_form.labels(model)
     if spec is None or spec.target != "tensorrt" or spec.placement != "fusion":
         return {n.name: _layer(n) for n in model.graph.node if n.op_type in QUANTIZED_OPS}
     from wrn_deploy.quant import placement
