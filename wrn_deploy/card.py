@@ -99,6 +99,37 @@ class InputSpec:
     batch: int | None = None    # a fixed batch size, or None for a dynamic batch
 
 
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image file becomes the model's square input, before the [0, 1] scaling and mean/std.
+
+    With ``resize``, the shorter side is resized to ``resize`` pixels (PIL, antialiased: as
+    torchvision's ``Resize`` does to PIL images, with ``int`` truncation of the longer side), then
+    the centre ``input_size`` square is cropped. Without it, images are used at ``input_size`` as
+    they are (CIFAR-style). The centre crop is always the card's ``input_size``."""
+
+    resize: int | None = None
+    interpolation: str = "bilinear"  # "bilinear" | "bicubic"
+
+    def __post_init__(self):
+        if self.resize is not None and (isinstance(self.resize, bool) or not isinstance(self.resize, int)
+                                        or self.resize < 1):
+            raise UserError(f"preprocess resize {self.resize!r} is not a positive whole number of pixels (or null)")
+        if self.interpolation not in INTERPOLATIONS:
+            raise UserError(f"preprocess interpolation {self.interpolation!r}: choose one of "
+                            f"{', '.join(INTERPOLATIONS)}")
+
+
+def default_preprocess(input_size: int) -> Preprocess:
+    """The rule of cards made before they said how they preprocess (and of wrn-deploy's own training):
+    large inputs (64 pixels and more) resize the shorter side to input_size * 256/224, truncated,
+    bilinear, and crop the centre; small ones take the images as they are."""
+    return Preprocess(resize=int(input_size * 256 / 224) if input_size >= 64 else None)
+
+
 @dataclass(frozen=True)
 class Ref:
     """A pointer to another artifact: its kind, its path relative to the folder of the artifact whose
@@ -152,6 +183,15 @@ class Card:
     dataset: dict = field(default_factory=dict)       # the data's identity (data.load_dataset)
     training: dict = field(default_factory=dict)      # checkpoints: recipe, epoch, metrics
     quantization: dict = field(default_factory=dict)  # INT8 models: calibration and layers
+    preprocess: Preprocess | None = None  # None: the default rule for input_size (default_preprocess)
+
+    def __post_init__(self):
+        if self.preprocess is None:
+            object.__setattr__(self, "preprocess", default_preprocess(int(self.input_size)))
+        resize = self.preprocess.resize
+        if resize is not None and resize < self.input_size:
+            raise UserError(f"preprocess resize {resize} is smaller than the input size {self.input_size} "
+                            "(the centre crop would not fit)")
 
     @property
     def num_classes(self) -> int:
@@ -189,13 +229,26 @@ class Card:
                        input=InputSpec(**dict(d["input"], value_range=tuple(d["input"]["value_range"]))),
                        step=Step(**d["step"]), parent=_ref(d.get("parent")), origin=_ref(d.get("origin")),
                        dropout=float(d.get("dropout", 0.0)), dataset=dict(d.get("dataset") or {}),
-                       training=dict(d.get("training") or {}), quantization=dict(d.get("quantization") or {}))
+                       training=dict(d.get("training") or {}), quantization=dict(d.get("quantization") or {}),
+                       preprocess=_preprocess(d.get("preprocess")))
         except UserError as e:
             raise UserError(f"{where}: {e.format_message()}") from None
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: the card is malformed ({type(e).__name__}: {e})") from None
         _check(card, d, where)
         return card
+
+
+def _preprocess(d) -> Preprocess | None:
+    if d is None:  # a card made before the field: Card applies the rule it was made under
+        return None
+    if not isinstance(d, dict):
+        raise UserError(f"preprocess must be an object like {{\"resize\": 256, \"interpolation\": \"bilinear\"}}, "
+                        f"got {d!r}")
+    unknown = sorted(set(d) - {"resize", "interpolation"})
+    if unknown:
+        raise UserError(f"preprocess has unknown field {unknown[0]!r} (it takes resize and interpolation)")
+    return Preprocess(**d)
 
 
 def _ref(d) -> Ref | None:
