@@ -66,12 +66,14 @@ def import_checkpoint(source, output, opts: ImportOptions, force: bool = False) 
     except UserError as e:
         raise UserError(f"{source}: {e.format_message()}") from None
     arch = check_claim(opts.arch, held, source)
-    num_classes = int(state["fc.weight"].shape[0])
+    fc = state.get("fc.weight")
+    if fc is None or fc.dim() != 2 or not fc.shape[0]:
+        raise UserError(f"{source} has no classifier weight fc.weight (classes x features)")
+    num_classes = int(fc.shape[0])
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in create_model(arch, num_classes).state_dict().items()}
+    card = make_card(card_facts(opts, arch, layout.name), arch, num_classes, opts, source, sha256_file(source))
     tensors = to_wrn(state, layout, arch, expected, source)
-    facts = card_facts(opts, arch, layout.name)
-    card = make_card(facts, arch, num_classes, opts, source, sha256_file(source))
     save_checkpoint(output, tensors, card)
     pre = card.preprocess
     return {"output": str(output), "arch": arch, "from": layout.what, "classes": card.num_classes,

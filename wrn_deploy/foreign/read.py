@@ -39,12 +39,15 @@ def _torch_load(path: Path):
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Weights only load failed" not in str(e):
-            raise UserError(f"{path} is not a PyTorch checkpoint ({_first_line(e)})") from None
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
-        what = f" (it pickles {found.group(1)})" if found else ""
-        raise UserError(f"{path} stores Python objects, not only tensors{what}, and wrn-deploy never unpickles "
-                        "code (torch.load weights_only=True): save model.state_dict() and import that") from None
+        if found:  # a class or function the safe unpickler will not call
+            raise UserError(f"{path} stores Python objects, not only tensors (it pickles {found.group(1)}), and "
+                            "wrn-deploy never unpickles code (torch.load weights_only=True): save "
+                            "model.state_dict() and import that") from None
+        operand = re.search(r"Unsupported operand (\d+)", str(e))
+        why = f"pickle instruction {operand.group(1)}" if operand else _first_line(e)
+        raise UserError(f"{path} is not a PyTorch checkpoint that loads with weights_only=True ({why} refused; "
+                        "files that pickle code or objects are)") from None
     except Exception as e:  # noqa: BLE001 - a damaged or foreign file raises anything from zip to KeyError
         raise UserError(f"{path} is not a PyTorch checkpoint or safetensors file "
                         f"({type(e).__name__}{': ' + _first_line(e) if _first_line(e) else ''})") from None
