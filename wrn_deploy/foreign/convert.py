@@ -76,7 +76,8 @@ def import_checkpoint(source, output, opts: ImportOptions, force: bool = False) 
     tensors = to_wrn(state, layout, arch, expected, source)
     save_checkpoint(output, tensors, card)
     pre = card.preprocess
-    return {"output": str(output), "arch": arch, "from": layout.what, "classes": card.num_classes,
+    return {"output": str(output), "arch": arch, "from": f"{layout.name} checkpoint {source.name}",
+            "classes": card.num_classes,
             "params": sum(v.numel() for k, v in tensors.items() if not k.endswith(("running_mean", "running_var",
                                                                                   "num_batches_tracked"))),
             "input": f"{card.input_size}x{card.input_size}", "dataset": card.dataset.get("name"),
