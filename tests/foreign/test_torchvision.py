@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import run_cli
+from tests.cpp.conftest import classify, cpp_builds, cpp_deps, cpp_exe  # noqa: F401 - fixtures
 from tests.export.conftest import randomize_batchnorm
 from wrn_deploy.card import read_card
 from wrn_deploy.checkpoint import model_from_checkpoint
@@ -136,3 +137,23 @@ def test_the_exported_onnx_gives_torchvision_logits(imported, jpegs, tmp_path):
     x = torch.stack([eval_transform(224, card.preprocess)(Image.open(f).convert("RGB")) for f in files]).numpy()
     ours = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * np.abs(theirs).max())
+
+
+@pytest.mark.slow
+def test_the_cpp_program_gives_torchvision_logits(imported, jpegs, tmp_path, cpp_exe):  # noqa: F811
+    """wrn-classify on the exported ONNX and the JPEG files against torchvision's model on torchvision's
+    preprocessing. With IMAGENET1K_V1's preprocessing (resize 256, bilinear): the rule the C++ program
+    applies today; it reads the card's preprocess once the C++ side follows card.Preprocess."""
+    from torchvision.models import Wide_ResNet50_2_Weights as W
+
+    source, _ = imported
+    pth = next(imported[1].parent.glob("*.pth"))
+    run_cli("import", pth, "--from", "torchvision", "--weights", "IMAGENET1K_V1", "-o", tmp_path / "v1.safetensors")
+    run_cli("export", tmp_path / "v1.safetensors", "-o", tmp_path / "v1.onnx", "--no-verify")
+    files = sorted((jpegs / "test").glob("*/*.jpg"))
+    t = W.IMAGENET1K_V1.transforms()
+    with torch.no_grad():
+        theirs = source(torch.stack([t(Image.open(f).convert("RGB")) for f in files])).numpy()
+    run = classify(cpp_exe, tmp_path / "v1.onnx", files, "--json")
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(run.logits(), theirs, rtol=1e-5, atol=1e-5 * np.abs(theirs).max())
