@@ -120,3 +120,20 @@ def test_the_claimed_architecture_is_checked(tmp_path):
                    tmp_path / "w.safetensors", check=False)
     assert proc.returncode == 2 and "holds a wrn-16-2, not the wrn-28-10" in proc.stderr
     assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_options_override_every_other_source(tmp_path):
+    from wrn_deploy.card import Preprocess, read_card
+
+    src = save_as_port("xternalz", port_state("xternalz", width=1, n=1), tmp_path / "m.pth.tar")
+    (tmp_path / "names.txt").write_text("\n".join(f"class {i}" for i in range(10)) + "\n")
+    run_cli("import", src, "--from", "xternalz", "--data", "cifar10", "--classes", tmp_path / "names.txt",
+            "--input-size", "32", "--resize", "36", "--interpolation", "bicubic", "--mean", "0.5,0.5,0.5", "--std",
+            "0.25,0.25,0.25", "--arch", "WRN-10-1", "-o", tmp_path / "w.safetensors")
+    card = read_card(tmp_path / "w.safetensors")
+    assert card.classes[3] == "class 3" and card.preprocess == Preprocess(36, "bicubic")
+    assert card.mean == (0.5,) * 3 and card.std == (0.25,) * 3 and card.arch == "wrn-10-1"
+    assert card.step.options["classes"] == "names.txt" and card.step.options["resize"] == 36
+    run_cli("import", src, "--from", "xternalz", "--data", "cifar10", "--resize", "none", "-o",
+            tmp_path / "w.safetensors", "--force")
+    assert read_card(tmp_path / "w.safetensors").preprocess == Preprocess(None, "bilinear")
