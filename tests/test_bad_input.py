@@ -230,6 +230,154 @@ def _synthetic_names_folder(ctx):
     return ctx.folder(classes=CLASSES, n=2)
 
 
+# -- import: foreign checkpoints -----------------------------------------------------------------------
+def _port(c, layout="szagoruyko", edit=None, name="m.pt7") -> Path:
+    """A WRN-10-1 as the CIFAR port ``layout`` saves it, with ``edit(state)`` applied first."""
+    import torch
+
+    from tests.foreign.test_ports import port_state
+
+    state = port_state(layout, width=1, n=1)
+    if edit:
+        edit(state)
+    torch.save({"params" if layout == "szagoruyko" else "state_dict": state}, c.tmp / name)
+    return c.tmp / name
+
+
+def _meliketoy(c) -> Path:
+    """meliketoy/wide-resnet.pytorch's keys: conv biases, layerN.i, linear (docs/import.md)."""
+    import torch
+
+    state = {"conv1.weight": torch.zeros(16, 3, 3, 3), "conv1.bias": torch.zeros(16),
+             "layer1.0.conv1.weight": torch.zeros(16, 16, 3, 3), "layer1.0.conv1.bias": torch.zeros(16),
+             "linear.weight": torch.zeros(10, 64), "linear.bias": torch.zeros(10)}
+    torch.save(state, c.tmp / "wide-resnet-28x10.pth")
+    return c.tmp / "wide-resnet-28x10.pth"
+
+
+def _resnet_shapes(c, inner=128, blocks=(3, 4, 6, 3)) -> Path:
+    """Only what tells a torchvision/timm ResNet apart (blocks per stage, the first block's widths),
+    as tiny tensors: enough for the checks that come before the weights are read."""
+    import torch
+
+    state = {f"layer{g + 1}.{i}.conv1.weight": torch.zeros(1) for g, n in enumerate(blocks) for i in range(n)}
+    state.update({"layer1.0.conv2.weight": torch.zeros(inner, 1, 1, 1), "layer1.0.conv3.weight":
+                  torch.zeros(256, 1, 1, 1), "fc.weight": torch.zeros(1000, 2048)})
+    torch.save(state, c.tmp / "resnet.pth")
+    return c.tmp / "resnet.pth"
+
+
+def _evil_pickle(c, protocol=2) -> Path:
+    """A pickle whose loading would run a command that creates a file (the case checks none appears)."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {c.tmp / 'pwned'}",))
+
+    (c.tmp / "evil.pth").write_bytes(pickle.dumps({"state_dict": Payload()}, protocol=protocol))
+    return c.tmp / "evil.pth"
+
+
+def _whole_module(c) -> Path:
+    import torch
+
+    torch.save({"net": torch.nn.Linear(2, 2), "acc": 90.0}, c.tmp / "net.t7")
+    return c.tmp / "net.t7"
+
+
+def _drop(key):
+    return lambda s: s.pop(key)
+
+
+def _imp(src, *more, out="w.safetensors"):
+    """``import`` of ``src(c)`` as a szagoruyko CIFAR-10 checkpoint with ``more`` (callables are given c)."""
+    return lambda c: ["import", src(c), "--from", "szagoruyko", "--data", "cifar10", "-o", c.tmp / out,
+                      *(m(c) if callable(m) else m for m in more)]
+
+
+IMPORT_CASES = {
+    "import missing source": (lambda c: ["import", c.tmp / "no.pth", "--from", "timm", "-o", c.tmp / "w.safetensors"],
+                              "does not exist"),
+    "import text file": (lambda c: [(c.tmp / "notes.pth").write_text("not a checkpoint\n") and "import",
+                                    c.tmp / "notes.pth", "--from", "torchvision", "-o", c.tmp / "w.safetensors"],
+                         "not a PyTorch checkpoint"),
+    "import empty file": (lambda c: [(c.tmp / "e.pth").write_bytes(b"") or "import", c.tmp / "e.pth", "--from",
+                                     "torchvision", "-o", c.tmp / "w.safetensors"], "not a PyTorch checkpoint"),
+    "import corrupt safetensors": (lambda c: [(c.tmp / "x.safetensors").write_bytes(b"\x10" + b"\0" * 7 + b"{{")
+                                              and "import", c.tmp / "x.safetensors", "--from", "timm", "-o",
+                                              c.tmp / "w.safetensors"], "corrupt or not a safetensors"),
+    "import pickled code": (lambda c: ["import", _evil_pickle(c), "--from", "xternalz", "-o", c.tmp / "w.safetensors"],
+                            "stores Python objects.*pickles posix.system.*never unpickles"),
+    "import pickled code, protocol 4": (lambda c: ["import", _evil_pickle(c, 4), "--from", "xternalz", "-o",
+                                                   c.tmp / "w.safetensors"], "not a PyTorch checkpoint that loads"),
+    "import pickled module": (lambda c: ["import", _whole_module(c), "--from", "xternalz", "-o",
+                                         c.tmp / "w.safetensors"], "pickles torch.nn.modules.linear.Linear"),
+    "import no state dict": (lambda c: [__import__("torch").save({"epoch": 3}, c.tmp / "e.pth") or "import",
+                                        c.tmp / "e.pth", "--from", "xternalz", "-o", c.tmp / "w.safetensors"],
+                             "holds no state dict"),
+    "import wrn-deploy's own checkpoint": (lambda c: ["import", c.ckpt(), "--from", "torchvision", "-o",
+                                                      c.tmp / "w.safetensors"], "match no WRN layout"),
+    "import meliketoy": (lambda c: ["import", _meliketoy(c), "--from", "xternalz", "-o", c.tmp / "w.safetensors"],
+                         "meliketoy.*different network"),
+    "import wrong layout named": (lambda c: ["import", _port(c), "--from", "xternalz", "-o", c.tmp / "w.safetensors"],
+                                  "laid out as szagoruyko's WRN.*--from szagoruyko"),
+    "import port as torchvision": (lambda c: ["import", _port(c), "--from", "torchvision", "-o",
+                                              c.tmp / "w.safetensors"], "pass --from szagoruyko"),
+    "import torchvision as port": (lambda c: ["import", _resnet_shapes(c), "--from", "szagoruyko", "-o",
+                                              c.tmp / "w.safetensors"], r"torchvision or timm.*--from torchvision"),
+    "import plain resnet50": (lambda c: ["import", _resnet_shapes(c, inner=64), "--from", "torchvision", "-o",
+                                         c.tmp / "w.safetensors"], "plain ResNet-50, not a WRN-50-2"),
+    "import resnet152": (lambda c: ["import", _resnet_shapes(c, blocks=(3, 8, 36, 3)), "--from", "torchvision", "-o",
+                                    c.tmp / "w.safetensors"], "3/8/36/3 blocks"),
+    "import wrong weights name": (lambda c: ["import", _resnet_shapes(c), "--from", "torchvision", "--weights",
+                                             "IMAGENET1K_V3", "-o", c.tmp / "w.safetensors"],
+                                  "has IMAGENET1K_V1, IMAGENET1K_V2"),
+    "import wrong timm tag": (lambda c: ["import", _resnet_shapes(c), "--from", "timm", "--weights", "in22k", "-o",
+                                         c.tmp / "w.safetensors"], "pretrained tags .*racm_in1k"),
+    "import weights of a port": (_imp(lambda c: _port(c), "--weights", "IMAGENET1K_V1"), "--from szagoruyko has none"),
+    "import no class names": (lambda c: ["import", _port(c), "--from", "szagoruyko", "-o", c.tmp / "w.safetensors"],
+                              "needs the model's class names"),
+    "import arch claim": (_imp(lambda c: _port(c), "--arch", "wrn-28-10"), "holds a wrn-10-1, not the wrn-28-10"),
+    "import bad arch": (_imp(lambda c: _port(c), "--arch", "wrn-27-1"), "valid forms"),
+    "import conv bias": (_imp(lambda c: _port(c, edit=lambda s: s.update(
+        {"group0.block0.conv0.bias": __import__("torch").zeros(16)}))), "convolution bias: the paper's WRN has none"),
+    "import missing key": (_imp(lambda c: _port(c, edit=_drop("group1.block0.bn1.running_var"))),
+                           r"blocks\.1\.bns\.1\.running_var is missing"),
+    "import missing shortcut": (_imp(lambda c: _port(c, edit=_drop("group2.block0.convdim"))),
+                                r"blocks\.2\.shortcut\.weight is missing"),
+    "import shape mismatch": (_imp(lambda c: _port(c, edit=lambda s: s.update(
+        {"group1.block0.conv1": __import__("torch").zeros(32, 32, 1, 1)}))), r"has shape \(32, 32, 1, 1\)"),
+    "import uneven groups": (_imp(lambda c: _port(c, edit=lambda s: s.update(
+        {"group2.block1.conv0": __import__("torch").zeros(64, 64, 3, 3)}))), "groups hold 1/1/2 blocks"),
+    "import nan weights": (_imp(lambda c: _port(c, edit=lambda s: s["fc.weight"].fill_(float("nan")))),
+                           "NaN or infinite"),
+    "import classes count": (_imp(lambda c: _port(c), "--classes", lambda c: _text(c, "three.txt", "a\nb\nc\n")),
+                             "10 outputs, but 3 class names"),
+    "import repeated class": (_imp(lambda c: _port(c), "--classes", lambda c: _text(c, "ten.txt", "a\n" * 10)),
+                              "have the same name 'a'"),
+    "import classes not text": (_imp(lambda c: _port(c), "--classes", lambda c: _text(c, "b.txt", b"\xff\xfe\x00")),
+                                "not UTF-8"),
+    "import resize below crop": (_imp(lambda c: _port(c), "--resize", "16"), "smaller than the input size 32"),
+    "import resize garbage": (_imp(lambda c: _port(c), "--resize", "big"), "whole number of pixels"),
+    "import mean garbage": (_imp(lambda c: _port(c), "--mean", "0.5,0.5"), "three finite numbers"),
+    "import std zero": (_imp(lambda c: _port(c), "--std", "0.2,0,0.2"), "three finite positive numbers"),
+    "import not safetensors": (_imp(lambda c: _port(c), out="w.pth"), "is a .safetensors file"),
+    "import onto source": (lambda c: ["import", _port(c, name="m.safetensors"), "--from", "szagoruyko", "--data",
+                                      "cifar10", "-o", c.tmp / "m.safetensors"], "is the input"),
+    "import existing output": (_imp(lambda c: [(c.tmp / "w.safetensors").write_text("x"), _port(c)][1]), "exists"),
+    "import existing card copy": (_imp(lambda c: [(c.tmp / "w.json").write_text("{}"), _port(c)][1]), "w.json exists"),
+    "import unknown from": (lambda c: ["import", _port(c), "--from", "keras", "-o", c.tmp / "w.safetensors"],
+                            "'keras' is not one of"),
+}
+
+
+def _text(c, name, content):
+    path = c.tmp / name
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    return path
+
+
 # name -> (setup(ctx) -> argv, fragment of the one-line error)
 CASES = {
     # train
@@ -672,6 +820,7 @@ NEW_DOORS = {
                                           "edited.onnx: its source checkpoint .* is not here"),
 }
 CASES.update(NEW_DOORS)
+CASES.update(IMPORT_CASES)
 
 
 def _imagenet(ctx, folders=("n01440764", "n01443537"), flat=False, files=None) -> Path:

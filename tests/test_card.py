@@ -67,12 +67,65 @@ def test_every_artifact_kind_reads_through_one_function(tmp_path):
     ({"classes": ["a", "b", "c\u2028d"]}, "U\\+2028"),
     ({"classes": ["a\u202eb", "b", "c"]}, "U\\+202E"),
     ({"classes": [" a", "b", "c"]}, "white space"),
+    ({"preprocess": {"resize": 16, "interpolation": "bilinear"}}, "resize 16 is smaller than the input size 32"),
+    ({"preprocess": {"resize": 0}}, "resize 0 is not a positive"),
+    ({"preprocess": {"resize": 36.5}}, "resize 36.5 is not a positive"),
+    ({"preprocess": {"resize": True}}, "resize True is not a positive"),
+    ({"preprocess": {"resize": 40, "interpolation": "lanczos"}}, "interpolation 'lanczos': choose one of"),
+    ({"preprocess": {"resize": 40, "crop": 32}}, "unknown field 'crop'"),
+    ({"preprocess": "resize 256"}, "preprocess must be an object"),
 ])
 def test_a_bad_card_is_one_clear_error(change, fragment):
     good = new_card("wrn-10-1", ["a", "b", "c"], 32, (0.5,) * 3, (0.25,) * 3, Step("x")).to_dict()
     with pytest.raises(UserError, match=fragment) as e:
         Card.from_dict({**good, **change}, "m.onnx")
     assert "\n" not in e.value.format_message() and e.value.format_message().startswith("m.onnx")
+
+
+def test_preprocess_round_trips_and_old_cards_read_as_before():
+    from wrn_deploy.card import Preprocess
+
+    card = new_card("wrn-50-2", ["a", "b"], 224, (0.5,) * 3, (0.25,) * 3, Step("import"),
+                    preprocess=Preprocess(232, "bicubic"))
+    d = json.loads(card.to_json())
+    assert d["preprocess"] == {"resize": 232, "interpolation": "bicubic"}
+    assert Card.from_dict(d, "x") == card
+    # Cards written before the field: the rule the data path applied to them (data/batches.py before
+    # 0.5): 64 pixels and more resize to int(size * 256 / 224) bilinear, smaller inputs take images as they are.
+    for size, resize in ((224, 256), (288, 329), (96, 109), (64, 73), (32, None), (48, None)):
+        old = {k: v for k, v in json.loads(new_card("wrn-50-2", ["a", "b"], size, (0.5,) * 3, (0.25,) * 3,
+                                                    Step("train")).to_json()).items() if k != "preprocess"}
+        assert Card.from_dict(old, "old.onnx").preprocess == Preprocess(resize, "bilinear"), size
+    assert Card.from_dict({**d, "preprocess": {"resize": None}}, "x").preprocess == Preprocess(None, "bilinear")
+
+
+def test_the_data_path_reads_the_cards_preprocess(tmp_path):
+    """A folder of large images goes through the card's resize and interpolation; without a resize
+    (a CIFAR-style card) large images are refused, not silently cropped."""
+    import torch
+    from PIL import Image
+
+    from wrn_deploy.card import Preprocess
+    from wrn_deploy.data import for_card
+
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(6 if split == "train" else 2):  # 12 training images: one held out
+                x = torch.randint(0, 256, (90, 120, 3), generator=torch.Generator().manual_seed(i)).to(torch.uint8)
+                Image.fromarray(x.numpy()).save(tmp_path / split / cls / f"{i}.png")
+
+    def images(preprocess):
+        card = new_card("wrn-50-2", ["a", "b"], 64, (0.5,) * 3, (0.25,) * 3, Step("x"), preprocess=preprocess)
+        return for_card(card, "test", "imagefolder", tmp_path).images()
+
+    default, wider, bicubic = images(None), images(Preprocess(90)), images(Preprocess(73, "bicubic"))
+    assert default.shape == wider.shape == (4, 3, 64, 64)
+    assert not torch.equal(default, wider) and not torch.equal(default, bicubic)
+    assert torch.equal(default, images(Preprocess(73, "bilinear")))  # the old rule, spelled out
+    card32 = new_card("wrn-16-1", ["a", "b"], 32, (0.5,) * 3, (0.25,) * 3, Step("x"))
+    with pytest.raises(UserError, match="takes its 32x32 images as they are"):
+        for_card(card32, "test", "imagefolder", tmp_path)
 
 
 def test_unreadable_artifacts(tmp_path):

@@ -105,26 +105,30 @@ INTERPOLATIONS = ("bilinear", "bicubic")
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How an image file becomes the model's input_size square: the shorter side resized to
-    ``resize`` pixels with ``interpolation`` (antialiased, as torchvision's Resize on PIL images),
-    then a centre crop of input_size; ``resize`` None: images are used at input_size as they are."""
+    """How an image file becomes the model's square input, before the [0, 1] scaling and mean/std.
+
+    With ``resize``, the shorter side is resized to ``resize`` pixels (PIL, antialiased: as
+    torchvision's ``Resize`` does to PIL images, with ``int`` truncation of the longer side), then
+    the centre ``input_size`` square is cropped. Without it, images are used at ``input_size`` as
+    they are (CIFAR-style). The centre crop is always the card's ``input_size``."""
 
     resize: int | None = None
-    interpolation: str = "bilinear"
+    interpolation: str = "bilinear"  # "bilinear" | "bicubic"
 
     def __post_init__(self):
         if self.resize is not None and (isinstance(self.resize, bool) or not isinstance(self.resize, int)
                                         or self.resize < 1):
-            raise UserError(f"preprocess.resize {self.resize!r}: give a whole number of pixels, or null")
+            raise UserError(f"preprocess resize {self.resize!r} is not a positive whole number of pixels (or null)")
         if self.interpolation not in INTERPOLATIONS:
-            raise UserError(f"preprocess.interpolation {self.interpolation!r}: choose one of "
+            raise UserError(f"preprocess interpolation {self.interpolation!r}: choose one of "
                             f"{', '.join(INTERPOLATIONS)}")
 
 
-def legacy_preprocess(input_size: int) -> Preprocess:
-    """The rule for cards without a preprocess field: large inputs resize the shorter side to
-    input_size * 256 / 224 (bilinear) and crop; small ones take images as they are."""
-    return Preprocess(int(input_size * 256 / 224)) if input_size >= 64 else Preprocess()
+def default_preprocess(input_size: int) -> Preprocess:
+    """The rule of cards made before they said how they preprocess (and of wrn-deploy's own training):
+    large inputs (64 pixels and more) resize the shorter side to input_size * 256/224, truncated,
+    bilinear, and crop the centre; small ones take the images as they are."""
+    return Preprocess(resize=int(input_size * 256 / 224) if input_size >= 64 else None)
 
 
 @dataclass(frozen=True)
@@ -176,11 +180,15 @@ class Card:
     dataset: dict = field(default_factory=dict)       # the data's identity (data.load_dataset)
     training: dict = field(default_factory=dict)      # checkpoints: recipe, epoch, metrics
     quantization: dict = field(default_factory=dict)  # INT8 models: calibration and layers
-    preprocess: Preprocess | None = None  # None: legacy_preprocess(input_size)
+    preprocess: Preprocess | None = None  # None: the default rule for input_size (default_preprocess)
 
-    @property
-    def preprocessing(self) -> Preprocess:
-        return self.preprocess or legacy_preprocess(self.input_size)
+    def __post_init__(self):
+        if self.preprocess is None:
+            object.__setattr__(self, "preprocess", default_preprocess(int(self.input_size)))
+        resize = self.preprocess.resize
+        if resize is not None and resize < self.input_size:
+            raise UserError(f"preprocess resize {resize} is smaller than the input size {self.input_size} "
+                            "(the centre crop would not fit)")
 
     @property
     def num_classes(self) -> int:
@@ -198,8 +206,6 @@ class Card:
         d = asdict(self)
         d = {"format": FORMAT, **d, "precision": str(self.precision), "num_classes": self.num_classes}
         d["input"]["value_range"] = list(self.input.value_range)
-        if d["preprocess"] is None:  # cards without the field read as legacy_preprocess
-            del d["preprocess"]
         return d
 
     def to_json(self) -> str:
@@ -221,13 +227,25 @@ class Card:
                        step=Step(**d["step"]), parent=_ref(d.get("parent")), origin=_ref(d.get("origin")),
                        dropout=float(d.get("dropout", 0.0)), dataset=dict(d.get("dataset") or {}),
                        training=dict(d.get("training") or {}), quantization=dict(d.get("quantization") or {}),
-                       preprocess=Preprocess(**d["preprocess"]) if d.get("preprocess") is not None else None)
+                       preprocess=_preprocess(d.get("preprocess")))
         except UserError as e:
             raise UserError(f"{where}: {e.format_message()}") from None
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: the card is malformed ({type(e).__name__}: {e})") from None
         _check(card, d, where)
         return card
+
+
+def _preprocess(d) -> Preprocess | None:
+    if d is None:  # a card made before the field: Card applies the rule it was made under
+        return None
+    if not isinstance(d, dict):
+        raise UserError(f"preprocess must be an object like {{\"resize\": 256, \"interpolation\": \"bilinear\"}}, "
+                        f"got {d!r}")
+    unknown = sorted(set(d) - {"resize", "interpolation"})
+    if unknown:
+        raise UserError(f"preprocess has unknown field {unknown[0]!r} (it takes resize and interpolation)")
+    return Preprocess(**d)
 
 
 def _ref(d) -> Ref | None:
@@ -291,9 +309,6 @@ def _check(card: Card, d: dict, where: str) -> None:
     if len(card.mean) != 3 or len(card.std) != 3 or not all(map(math.isfinite, card.mean + card.std)) \
             or min(card.std) <= 0:
         problems.append("mean and std must be three finite numbers each, std positive")
-    if card.preprocess and card.preprocess.resize is not None and card.preprocess.resize < card.input_size:
-        problems.append(f"preprocess.resize {card.preprocess.resize} is smaller than input_size {card.input_size} "
-                        "(the centre crop would pad)")
     if not 0 <= card.dropout < 1:
         problems.append(f"dropout {card.dropout} is outside [0, 1)")
     if problems:

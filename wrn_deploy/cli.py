@@ -13,8 +13,8 @@ import traceback
 import click
 
 from wrn_deploy import __version__
-from wrn_deploy.commands import (bench_cmd, build_cmd, eval_cmd, export_cmd, models_cmd, pipeline_cmd, quantize_cmd,
-                                 train_cmd, triton_cmd)
+from wrn_deploy.commands import (bench_cmd, build_cmd, eval_cmd, export_cmd, import_cmd, models_cmd, pipeline_cmd,
+                                 quantize_cmd, train_cmd, triton_cmd)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -25,6 +25,7 @@ def cli():
     \b
     models   -> the model zoo: recipes, parameters, MACs, the paper's error
     train    -> checkpoint (safetensors + card)
+    import   -> checkpoint from torchvision, timm or a PyTorch WRN port
     export   -> ONNX (dropout removed, BatchNorm folded; --fp16 for FP16)
     quantize -> INT8 Q/DQ ONNX (calibrated on training images, accuracy-guarded)
     build    -> TensorRT .plan (strongly typed; needs TensorRT and an NVIDIA GPU)
@@ -42,6 +43,7 @@ def cli():
 
 cli.add_command(models_cmd.models)
 cli.add_command(train_cmd.train)
+cli.add_command(import_cmd.import_)
 cli.add_command(export_cmd.export)
 cli.add_command(quantize_cmd.quantize)
 cli.add_command(build_cmd.build)

@@ -48,3 +48,18 @@ def test_projection_reads_preactivated_input():
     pre = torch.relu(block.bns[0](x))
     expected = block.convs[1](torch.relu(block.bns[1](block.convs[0](pre)))) + block.shortcut(pre)
     torch.testing.assert_close(block(x), expected)
+
+
+def test_wrn_101_2_is_torchvisions_wide_resnet101_2():
+    """The zoo's wrn-101-2 is torchvision's wide_resnet101_2, parameter for parameter (126.9M, as
+    torchvision's weight metadata records), with the bottleneck's stride on its 3x3 conv."""
+    from torchvision.models import Wide_ResNet101_2_Weights, wide_resnet101_2
+
+    with torch.device("meta"):
+        ours, theirs = create_model("wrn-101-2", 1000), wide_resnet101_2()
+    shapes = {k: v.shape for k, v in ours.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in theirs.state_dict().items()}
+    assert count_params(ours) == Wide_ResNet101_2_Weights.IMAGENET1K_V2.meta["num_params"] == 126_886_696
+    block = ours.layer2[0]
+    assert (block.conv1.stride, block.conv2.stride, block.downsample[0].stride) == ((1, 1), (2, 2), (2, 2))
+    assert [len(getattr(ours, f"layer{i}")) for i in (1, 2, 3, 4)] == [3, 4, 23, 3]

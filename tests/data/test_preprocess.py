@@ -1,5 +1,5 @@
 """The card's preprocess field (wrn_deploy.card.Preprocess) and its one Python implementation
-(wrn_deploy.data.preprocess): the legacy rule for cards without it, the JSON round trip, one-line
+(wrn_deploy.data.preprocess): the default rule for cards without it, the JSON round trip, one-line
 refusals, and torchvision's transforms exactly."""
 
 import dataclasses
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from wrn_deploy.card import Card, Preprocess, Step, legacy_preprocess, new_card
+from wrn_deploy.card import Card, Preprocess, Step, default_preprocess, new_card
 from wrn_deploy.errors import UserError
 
 
@@ -19,26 +19,28 @@ def card(size=64, preprocess=None):
 
 
 def test_cards_without_the_field_keep_the_old_rule():
-    assert legacy_preprocess(224) == Preprocess(256, "bilinear")
-    assert legacy_preprocess(64) == Preprocess(73, "bilinear")  # int(64 * 256 / 224)
-    assert legacy_preprocess(32) == Preprocess(None)
-    assert card(224).preprocessing == Preprocess(256) and "preprocess" not in card(224).to_dict()
+    assert default_preprocess(224) == Preprocess(256, "bilinear")
+    assert default_preprocess(64) == Preprocess(73, "bilinear")  # int(64 * 256 / 224)
+    assert default_preprocess(32) == Preprocess(None)
+    old = {k: v for k, v in card(224).to_dict().items() if k != "preprocess"}
+    assert Card.from_dict(old, "x").preprocess == Preprocess(256)
+    assert card(224).to_dict()["preprocess"] == {"resize": 256, "interpolation": "bilinear"}  # new cards say it
 
 
 def test_the_field_round_trips_through_json():
     c = card(224, Preprocess(232, "bicubic"))
     d = json.loads(c.to_json())
     assert d["preprocess"] == {"resize": 232, "interpolation": "bicubic"}
-    assert Card.from_dict(d, "x").preprocessing == Preprocess(232, "bicubic")
+    assert Card.from_dict(d, "x").preprocess == Preprocess(232, "bicubic")
 
 
 @pytest.mark.parametrize("value,words", [
-    ({"resize": 32}, "smaller than input_size 64"),
+    ({"resize": 32}, "smaller than the input size 64"),
     ({"resize": "256"}, "whole number of pixels"),
     ({"resize": True}, "whole number of pixels"),
     ({"resize": 256, "interpolation": "nearest"}, "choose one of bilinear, bicubic"),
-    ({"resize": 256, "crop": 224}, "malformed"),
-    ("256", "malformed"),
+    ({"resize": 256, "crop": 224}, "unknown field 'crop'"),
+    ("256", "must be an object"),
 ])
 def test_bad_fields_are_one_line(value, words):
     d = dict(json.loads(card().to_json()), preprocess=value)

@@ -1,4 +1,4 @@
-"""Model registry: ``create_model(name, num_classes, dropout)`` for CIFAR WRNs and WRN-50-2."""
+"""Model registry: ``create_model(name, num_classes, dropout)`` for CIFAR WRNs, WRN-50-2 and WRN-101-2."""
 
 from torch import nn
 
@@ -9,10 +9,11 @@ def create_model(name: str, num_classes: int = 10, dropout: float = 0.0) -> nn.M
     """Build the network named ``name`` on the CPU; move it with ``.to(device)`` afterwards."""
     spec = parse_arch(name)
     if spec.imagenet:
-        from torchvision.models import wide_resnet50_2
+        from torchvision.models import wide_resnet50_2, wide_resnet101_2
 
-        # torchvision's wide_resnet50_2 is the paper's WRN-50-2-bottleneck; it has no dropout.
-        return wide_resnet50_2(weights=None, num_classes=num_classes)
+        # torchvision's wide_resnet50_2 is the paper's WRN-50-2-bottleneck; neither has dropout.
+        build = wide_resnet50_2 if spec.depth == 50 else wide_resnet101_2
+        return build(weights=None, num_classes=num_classes)
     from wrn_deploy.arch.wrn import WideResNet
 
     return WideResNet(spec, num_classes=num_classes, dropout=dropout)

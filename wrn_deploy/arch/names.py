@@ -1,4 +1,4 @@
-"""Parse architecture names such as ``wrn-28-10``, ``wrn-40-2-B(1,3,1)`` or ``wrn-50-2``.
+"""Parse architecture names such as ``wrn-28-10``, ``wrn-40-2-B(1,3,1)``, ``wrn-50-2`` or ``wrn-101-2``.
 
 A CIFAR WRN-d-k has 3 groups of N blocks. The paper names depth two ways, and we follow both:
 - the block types of section 2.1 (Table 2: B(3,1,3), B(1,3,1), B(1,3), B(3,1), B(3,1,1)) keep the
@@ -16,7 +16,9 @@ from wrn_deploy.errors import UserError
 BLOCK_TYPES = {
     (3, 3), (3, 1, 3), (1, 3, 1), (1, 3), (3, 1), (3, 1, 1), (3,), (3, 3, 3), (3, 3, 3, 3),
 }
-IMAGENET_NAMES = {"wrn-50-2"}
+# The ImageNet WRNs: torchvision's wide_resnet50_2 (the paper's WRN-50-2-bottleneck) and
+# wide_resnet101_2 (the same widening of ResNet-101), bottleneck blocks with the stride on the 3x3.
+IMAGENET_NAMES = {"wrn-50-2": 50, "wrn-101-2": 101}
 
 
 def layers_per_block_unit(block: tuple) -> int:
@@ -26,7 +28,7 @@ def layers_per_block_unit(block: tuple) -> int:
 VALID_FORMS = (
     "valid forms: wrn-D-K (D = 6N+4, K >= 1), wrn-D-K-B(a,b,...) or wrn-D-K-bab... with block "
     "B(3,3) B(3,1,3) B(1,3,1) B(1,3) B(3,1) B(3,1,1) B(3) B(3,3,3) B(3,3,3,3) "
-    "(D = 6N+4; for B(3), B(3,3,3), B(3,3,3,3): D = 3*N*l+4), and wrn-50-2 (ImageNet)"
+    "(D = 6N+4; for B(3), B(3,3,3), B(3,3,3,3): D = 3*N*l+4), and wrn-50-2, wrn-101-2 (ImageNet)"
 )
 
 _NAME = re.compile(r"^wrn-(\d+)-(\d+)(?:-(?:[bB]\(([0-9, ]+)\)|[bB]([0-9]+)))?$")
@@ -55,7 +57,7 @@ def parse_arch(name: str) -> ArchSpec:
     """Return the ArchSpec for ``name`` or raise UserError listing the valid forms."""
     key = name.strip().lower()
     if key in IMAGENET_NAMES:
-        return ArchSpec(depth=50, width=2, block=(1, 3, 1), imagenet=True)
+        return ArchSpec(depth=IMAGENET_NAMES[key], width=2, block=(1, 3, 1), imagenet=True)
     m = _NAME.match(key)
     if not m:
         raise UserError(f"unknown architecture {name!r}; {VALID_FORMS}")

@@ -56,16 +56,26 @@ def tensor_batches(split: TensorSplit, batch_size: int, device, *, shuffle=False
         yield x, labels[idx]
 
 
+def eval_transform(size: int, preprocess=None):
+    """PIL image -> float tensor in [0, 1], 3 x size x size, by the card's ``preprocess``
+    (``data.preprocess``; ``None``: the default rule for ``size``)."""
+    from wrn_deploy.card import default_preprocess
+    from wrn_deploy.data.preprocess import pil_transform
+
+    return pil_transform(size, preprocess or default_preprocess(size))
+
+
 def folder_batches(split: FolderSplit, batch_size: int, device, *, shuffle=False, augment=False,
-                   seed=0, rank=0, world=1, drop_last=False, workers=4, size=224):
-    """The DataLoader path for large images, with the standard ImageNet crops."""
+                   seed=0, rank=0, world=1, drop_last=False, workers=4, size=224, preprocess=None):
+    """The DataLoader path for large images: random resized crops for training, else the card's
+    ``preprocess`` (``eval_transform``)."""
     from torch.utils.data import DataLoader
     from torchvision import transforms as T
 
     if augment:
         tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor()])
     else:
-        tf = T.Compose([T.Resize(int(size * 256 / 224)), T.CenterCrop(size), T.ToTensor()])
+        tf = eval_transform(size, preprocess)
     split.folder.transform = tf
     order = _order(len(split), shuffle, torch.Generator().manual_seed(seed))
     stop = len(order) - (len(order) % batch_size if drop_last else 0)
@@ -82,5 +92,6 @@ def batches(split, batch_size: int, device, **kw):
     if isinstance(split, TensorSplit):
         kw.pop("workers", None)
         kw.pop("size", None)
+        kw.pop("preprocess", None)
         return tensor_batches(split, batch_size, device, **kw)
     return folder_batches(split, batch_size, device, **kw)

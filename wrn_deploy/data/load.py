@@ -154,6 +154,7 @@ class Selection:
     size: int           # the model's input size in pixels
     identity: dict
     classes: list
+    preprocess: object = None  # card.Preprocess for large images; None: the default rule for ``size``
 
     def __len__(self) -> int:
         return len(self.part)
@@ -171,10 +172,12 @@ class Selection:
 
     def subset(self, index) -> "Selection":
         index = torch.as_tensor(index)
-        return Selection(self.dataset, self.split, self.part.subset(index), self.size, self.identity, self.classes)
+        return Selection(self.dataset, self.split, self.part.subset(index), self.size, self.identity, self.classes,
+                         self.preprocess)
 
     def images(self) -> torch.Tensor:
-        """Float RGB images in [0, 1], N x 3 x size x size (large images resized and centre-cropped)."""
+        """Float RGB images in [0, 1], N x 3 x size x size (large images resized and centre-cropped as
+        ``preprocess`` says)."""
         return torch.cat(list(self.chunks(64, numpy=False)))
 
     def chunks(self, n: int, numpy: bool = True):
@@ -186,7 +189,8 @@ class Selection:
         else:
             from wrn_deploy.data.batches import batches
 
-            parts = (x for x, _ in batches(self.part, n, "cpu", size=self.size, workers=loader_workers(len(self))))
+            parts = (x for x, _ in batches(self.part, n, "cpu", size=self.size, preprocess=self.preprocess,
+                                           workers=loader_workers(len(self))))
         for x in parts:
             yield x.numpy() if numpy else x
 
@@ -220,7 +224,10 @@ def for_card(card, split: str, data: str | None = None, data_dir=None, progress:
     if shape and shape != (3, card.input_size, card.input_size):
         c, h, w = shape
         raise UserError(f"{name} images are {c}x{h}x{w}; the model takes 3x{card.input_size}x{card.input_size}")
-    return Selection(name, split, part, card.input_size, ds.identity, ds.classes)
+    if shape is None and len(part) and card.preprocess.resize is None:
+        raise UserError(f"{name} images are large (resized at use), but the model's card takes its "
+                        f"{card.input_size}x{card.input_size} images as they are (its preprocess has no resize)")
+    return Selection(name, split, part, card.input_size, ds.identity, ds.classes, card.preprocess)
 
 
 def _held_shape(part) -> tuple | None:

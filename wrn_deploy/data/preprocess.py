@@ -1,6 +1,6 @@
 """The card's preprocessing rule as torchvision transforms: one image file to the model's input.
 
-``card.preprocessing`` says it (``wrn_deploy.card.Preprocess``): the shorter side resized to
+``card.preprocess`` says it (``wrn_deploy.card.Preprocess``): the shorter side resized to
 ``resize`` pixels with ``interpolation`` (Pillow's antialiased filter, as torchvision's ``Resize``
 on a PIL image), then ``CenterCrop(input_size)``; without a resize the image must already be
 ``input_size`` square. The C++ program (cpp/src/image.cpp) implements the same rule from the same
@@ -13,9 +13,13 @@ from wrn_deploy.errors import UserError
 def transform(card):
     """A callable: PIL RGB image -> float32 tensor 3 x S x S in [0, 1] (S = ``card.input_size``),
     following the card's preprocess. Images of the wrong size with no resize raise UserError."""
+    return pil_transform(card.input_size, card.preprocess)
+
+
+def pil_transform(size: int, pre):
+    """``transform`` for an input of ``size`` pixels a side and a ``card.Preprocess``."""
     from torchvision import transforms as T
 
-    pre, size = card.preprocessing, card.input_size
     to_tensor = T.ToTensor()
     if pre.resize is None:
         def as_they_are(im):

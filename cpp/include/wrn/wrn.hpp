@@ -40,7 +40,7 @@ struct Card {
     // The card's preprocess: the shorter side resized to `resize` pixels with `interpolation`
     // ("bilinear" or "bicubic", Pillow's antialiased filters), then a centre crop of input_size;
     // resize 0: images are used as they are and must be input_size square. A card without the
-    // field reads as wrn_deploy.card.legacy_preprocess: input_size >= 64 resizes to
+    // field reads as wrn_deploy.card.default_preprocess: input_size >= 64 resizes to
     // int(input_size * 256 / 224) bilinear, smaller inputs do not resize.
     int resize = 0;
     std::string interpolation = "bilinear";
