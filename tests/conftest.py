@@ -22,7 +22,8 @@ NEEDS_REAL = "needs the real CIFAR-10 images of ../shared"
 LONGEST_FIRST = ["test_bad_input.py", "pipeline/test_pipeline.py", "train/test_train.py", "train/test_distributed.py",
                  "cpp/test_bad_input.py", "train/test_recipe.py", "quant/test_quantize.py", "parity/test_eval.py",
                  "pipeline/test_served.py", "triton/test_server.py", "test_wheel.py", "cpp/test_sanitizers.py",
-                 "test_bench.py", "test_reproducible.py", "quant/test_placement.py", "triton/test_stock_client.py"]
+                 "test_bench.py", "test_reproducible.py", "quant/test_placement.py", "triton/test_stock_client.py",
+                 "cpp/test_preprocess.py", "export/test_raw_pixels.py", "foreign/test_ports.py"]
 
 
 def _longest_first(items) -> None:

@@ -282,14 +282,15 @@ def large_images(cifar_dir, tmp_path_factory) -> Path:
     return root
 
 
-def python_images(root: Path, size: int, train: bool = False):
+def python_images(root: Path, size: int, train: bool = False, preprocess=None):
     """An ImageFolder split the way the Python pipeline gives it (wrn_deploy.data's load_folder and
-    Selection.images()): (file paths, float tensor N x 3 x size x size)."""
+    Selection.images(), with the card's ``preprocess``; None: the default rule for ``size``):
+    (file paths, float tensor N x 3 x size x size)."""
     from wrn_deploy.data.load import Selection
     from wrn_deploy.data.sources import load_folder
 
     split, classes, *_ = load_folder(root, train, progress=False)
-    sel = Selection("cifar10", "train" if train else "test", split, size, {}, classes)
+    sel = Selection("cifar10", "train" if train else "test", split, size, {}, classes, preprocess)
     return [root / i for i in sel.ids], sel.images()
 
 

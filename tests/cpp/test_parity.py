@@ -73,9 +73,9 @@ def test_large_images_resize_and_crop_like_python(cpp_models_resized, cpp_exe, c
     """Images over 64 pixels a side: torchvision's Resize(int(size * 256 / 224)) on a PIL image
     (Pillow's antialiased bilinear filter) and CenterCrop(size), through wrn_deploy.data; the
     224-pixel card has no preprocess field (the legacy rule), the 32-pixel one says resize 36."""
-    paths, ref = python_images(large_images, size)
-    assert {p.suffix for p in paths} == {".png", ".jpg"} and len(paths) >= 20
     model = cpp_model_224 if size == 224 else cpp_models_resized["fp32"]
+    paths, ref = python_images(large_images, size, preprocess=read_card(model).preprocess)
+    assert {p.suffix for p in paths} == {".png", ".jpg"} and len(paths) >= 20
     run = classify(cpp_exe, model, paths, "--json", "--batch", "7", "--dump-input", tmp_path / "x.bin")
     assert run.returncode == 0, run.stderr
     got_x = dumped(tmp_path / "x.bin", ref.shape)

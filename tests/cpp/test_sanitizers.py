@@ -7,6 +7,7 @@ import pytest
 from tests.cpp.conftest import SANITIZER_ENV, assert_sanitizer_clean, classify, python_images
 from tests.cpp.test_bad_input import CASES, Corpus, check_one_line, run_case
 from tests.cpp.test_parity import LOGIT_TOL, dumped, image_variants
+from wrn_deploy.card import read_card
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
@@ -33,7 +34,7 @@ def test_sanitized_build_on_jpegs_and_large_images(cpp_models, cpp_models_resize
     assert run.returncode == 0
     assert np.array_equal(dumped(tmp_path / "j.bin", ref.shape), ref.numpy())
     for size, model in ((224, cpp_model_224), (32, cpp_models_resized["fp16"])):
-        paths, ref = python_images(large_images, size)
+        paths, ref = python_images(large_images, size, preprocess=read_card(model).preprocess)
         run = classify(cpp_asan_exe, model, paths, "--json", "--batch", "5", "--dump-input", tmp_path / f"l{size}.bin",
                        env=SANITIZER_ENV)
         assert_sanitizer_clean(run)
