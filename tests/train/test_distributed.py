@@ -21,7 +21,8 @@ from wrn_deploy.arch import create_model
 from wrn_deploy.arch.normalize import Normalized
 from wrn_deploy.data import load_dataset
 from wrn_deploy.data.batches import tensor_batches
-from wrn_deploy.train.loop import epoch_seed, fewer_training_images
+from wrn_deploy.data.load import fewer_training_images
+from wrn_deploy.train.loop import epoch_seed
 
 SEED, LR, VAL, IMAGES = 1, 0.01, 1000, 1500  # 11 steps of 128
 ARGS = ["--arch", "wrn-10-1", "--epochs", "1", "--val-size", str(VAL), "--train-images", str(IMAGES),

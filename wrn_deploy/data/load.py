@@ -6,7 +6,7 @@ seed the card records, so export verification, calibration, the INT8 guard and e
 which images were held out.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -102,6 +102,16 @@ def _hold_out(train, val_size: int, seed: int) -> tuple:
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
     return train.subset(train_idx), train.subset(val_idx)
+
+
+def fewer_training_images(data, n: int, seed: int):
+    """``data`` with ``n`` of its training images, drawn by ``seed``; its identity records ``n``
+    (the training part's digest stays the whole part's: that is what later steps load)."""
+    have = len(data.train)
+    if n > have:
+        raise UserError(f"--train-images {n}: the training part has {have} images (after --val-size)")
+    keep = torch.randperm(have, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return replace(data, train=data.train.subset(keep), identity={**data.identity, "train_images": n})
 
 
 def _mean_std(name: str, train) -> tuple:

@@ -22,7 +22,7 @@ from wrn_deploy.arch.normalize import Normalized
 from wrn_deploy.card import Step, new_card, versions
 from wrn_deploy.checkpoint import load_checkpoint, save_checkpoint
 from wrn_deploy.data import load_dataset
-from wrn_deploy.data.load import classes_differ
+from wrn_deploy.data.load import classes_differ, fewer_training_images
 from wrn_deploy.data.batches import batches
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import ensure_writable_dir, folder_lock, write_json, write_text
@@ -33,16 +33,6 @@ from wrn_deploy.train.plots import plot_curves
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
-
-
-def fewer_training_images(data, n: int, seed: int):
-    """``data`` with ``n`` of its training images, drawn by ``seed``; its identity records ``n``
-    (the training part's digest stays the whole part's: that is what later steps load)."""
-    have = len(data.train)
-    if n > have:
-        raise UserError(f"--train-images {n}: the training part has {have} images (after --val-size)")
-    keep = torch.randperm(have, generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    return replace(data, train=data.train.subset(keep), identity={**data.identity, "train_images": n})
 
 
 def amp_dtype(cfg: TrainConfig, device: torch.device):
