@@ -63,15 +63,13 @@ def _batches(images: np.ndarray, batch: int, count: int, offset: int = 0) -> lis
 
 def bench_local(runner, images: np.ndarray, batch: int, requests: int) -> Row:
     """``requests`` timed calls of ``batch`` images through ``runner``, after a warm-up."""
-    import torch
-
     with runner:
         for x in _batches(images, batch, WARMUP):
-            runner.infer(torch.from_numpy(x))
+            runner.infer(x)
         runner.inference_times.clear()
         t0 = time.perf_counter()
         for x in _batches(images, batch, requests):
-            runner.infer(torch.from_numpy(x))
+            runner.infer(x)
         return Row("local", 1, list(runner.inference_times), time.perf_counter() - t0, batch * requests)
 
 
@@ -79,8 +77,6 @@ def bench_triton(protocol: str, url: str, model: str, images: np.ndarray, batch:
                  concurrency: int) -> Row:
     """``requests`` in all, spread over ``concurrency`` clients, each a TritonRunner with its own
     connection; a benchmark with a failed request is no benchmark."""
-    import torch
-
     from wrn_deploy.runners.triton_runner import TritonRunner
 
     per_client = max(1, requests // concurrency)
@@ -91,11 +87,11 @@ def bench_triton(protocol: str, url: str, model: str, images: np.ndarray, batch:
         try:
             with TritonRunner(url, model, protocol) as runner:
                 for x in _batches(images, batch, WARMUP, k * 7):
-                    runner.infer(torch.from_numpy(x))
+                    runner.infer(x)
                 runner.inference_times.clear()
                 start.wait()
                 for x in _batches(images, batch, per_client, k * 13):
-                    runner.infer(torch.from_numpy(x))
+                    runner.infer(x)
                 latencies.extend(runner.inference_times)
         except Exception as e:  # noqa: BLE001 - reported below, in the caller's thread
             errors.append(e)
@@ -233,8 +229,6 @@ def measure(runner, images: np.ndarray, batch: int, requests: int, rounds: int, 
     measures each Triton row another way right after it in every round (perf_analyzer); its
     answers, combined over the rounds, go in the row under ``perf_analyzer``. Returns the rows'
     dicts, local first."""
-    import torch
-
     share = max(1, requests // rounds)
     keys = [("local", 1)] + [(f"triton-{p}", c) for p in (urls or {}) for c in levels]
     tallies = {key: Tally(*key) for key in keys}
@@ -243,14 +237,14 @@ def measure(runner, images: np.ndarray, batch: int, requests: int, rounds: int, 
     try:
         with runner:
             for x in _batches(images, batch, WARMUP):
-                runner.infer(torch.from_numpy(x))
+                runner.infer(x)
             for r in range(rounds):
                 for path, clients in keys[r % len(keys):] + keys[:r % len(keys)]:  # rotated each round
                     if path == "local":
                         runner.inference_times.clear()
                         t0 = time.perf_counter()
                         for x in _batches(images, batch, share, r * share):
-                            runner.infer(torch.from_numpy(x))
+                            runner.infer(x)
                         tallies[(path, 1)].add(list(runner.inference_times), time.perf_counter() - t0, batch * share)
                     else:
                         per_client = max(1, share // clients)

@@ -286,12 +286,14 @@ def python_images(root: Path, size: int, train: bool = False, preprocess=None):
     """An ImageFolder split the way the Python pipeline gives it (wrn_deploy.data's load_folder and
     Selection.images(), with the card's ``preprocess``; None: the default rule for ``size``):
     (file paths, float tensor N x 3 x size x size)."""
+    import torch
+
     from wrn_deploy.data.load import Selection
     from wrn_deploy.data.sources import load_folder
 
     split, classes, *_ = load_folder(root, train, progress=False)
     sel = Selection("cifar10", "train" if train else "test", split, size, {}, classes, preprocess)
-    return [root / i for i in sel.ids], sel.images()
+    return [root / i for i in sel.ids], torch.from_numpy(sel.images())
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ def test_the_data_path_preprocesses_as_timm_does(tag, jpegs):  # noqa: F811
     split, classes, _, _ = load_folder(jpegs, train=False, progress=False, decode=False)
     with torch.no_grad():
         ours = Normalized(torch.nn.Identity(), card.mean, card.std)(
-            Selection("imagenet", "test", split, card.input_size, {}, classes, card.preprocess).images())
+            torch.from_numpy(Selection("imagenet", "test", split, card.input_size, {}, classes, card.preprocess).images()))
     transform = create_transform(**cfg)
     theirs = torch.stack([transform(Image.open(f).convert("RGB")) for f, _ in split.folder.samples])
     assert card.input_size == cfg["input_size"][1] and card.preprocess.interpolation == cfg["interpolation"]

@@ -107,7 +107,7 @@ def test_the_data_path_preprocesses_as_torchvision_does(weights, jpegs):
     w = W[weights]
     card = card_for(weights)
     split, classes, _, _ = load_folder(jpegs, train=False, progress=False, decode=False)
-    images = Selection("imagenet", "test", split, card.input_size, {}, classes, card.preprocess).images()
+    images = torch.from_numpy(Selection("imagenet", "test", split, card.input_size, {}, classes, card.preprocess).images())
     normalise = Normalized(torch.nn.Identity(), card.mean, card.std)
     with torch.no_grad():
         ours = normalise(images)

@@ -4,6 +4,7 @@ where ../shared is absent)."""
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -123,7 +124,7 @@ def _folder_of(images, labels, classes, root):
     for i, (x, y) in enumerate(zip(images, labels)):
         for split in ("train", "test"):
             (root / split / classes[int(y)]).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(x.permute(1, 2, 0).numpy()).save(root / split / classes[int(y)] / f"img{i}.png")
+            Image.fromarray(np.asarray(x).transpose(1, 2, 0)).save(root / split / classes[int(y)] / f"img{i}.png")
     for c in classes:  # every class needs an image; a grey square calibrated nothing
         for split in ("train", "test"):
             if not (root / split / c).is_dir():

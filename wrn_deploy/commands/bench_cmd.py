@@ -2,9 +2,19 @@
 
 import click
 
-from wrn_deploy.commands.options import (allow_unverified_option, batch_size_option, data_options, force_option,
-                                         images_option, instances_option, output_option, requests_option,
-                                         runtime_options, verify_key_option, check_runtime)
+from wrn_deploy.commands.options import (
+    allow_unverified_option,
+    batch_size_option,
+    check_runtime,
+    data_options,
+    force_option,
+    images_option,
+    instances_option,
+    output_option,
+    requests_option,
+    runtime_options,
+    verify_key_option,
+)
 
 
 @click.command()
@@ -57,7 +67,7 @@ def bench(artifact, data, data_dir, skip_bad_images, images, batch, requests, co
                        runtime=runtime, precision_hint=precision_hint)
     local.check()  # the trust policy before any image loads
     card = read_card(artifact)
-    x = for_card(card, "test", data, data_dir, skip_bad=skip_bad_images).first(images).images().numpy()
+    x = for_card(card, "test", data, data_dir, skip_bad=skip_bad_images).first(images).images()
     if triton:
         from wrn_deploy.triton.config import ServeOptions
         from wrn_deploy.triton.server import served_artifact

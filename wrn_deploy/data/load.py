@@ -7,27 +7,56 @@ which images were held out.
 """
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from wrn_deploy.data.sources import (TensorSplit, find_split_dir, load_cifar, load_folder,
-                                     load_svhn)
+from wrn_deploy.data.sources import (
+    TensorSplit,
+    find_split_dir,
+    load_cifar,
+    load_folder,
+    load_svhn,
+)
 from wrn_deploy.data.table import IMAGENET_STATS, NAMES, SPLITS, SYNTHETIC_SIZES, TABLE
 from wrn_deploy.errors import UserError
 
 
 @dataclass
 class Dataset:
+    """A dataset's splits. ``train`` and ``val`` (the training split less and with its held-out part)
+    are drawn at first use: the draw needs torch's generator, and scoring the test split does not."""
+
     name: str
     classes: list
-    train: object
-    val: object
+    full_train: object          # the whole training split; None where the data has none
+    val_size: int | None
+    split_seed: int
     test: object
     mean: tuple
     std: tuple
     identity: dict
     words: dict | None = None   # ImageNet: {WordNet id: its words}, where the data says them
+    train_images: int | None = None   # train on this many of the training part (``fewer_training_images``),
+    train_seed: int = 0               # drawn with this seed
+
+    @cached_property
+    def _parts(self) -> tuple:
+        if self.full_train is None:
+            return None, None
+        train, val = _hold_out(self.full_train, self.val_size, self.split_seed)
+        if self.train_images is not None:
+            train = train.subset(_draw(len(train), self.train_seed)[:self.train_images].sort().values.numpy())
+        return train, val
+
+    @property
+    def train(self):
+        return self._parts[0]
+
+    @property
+    def val(self):
+        return self._parts[1]
 
     @property
     def num_classes(self) -> int:
@@ -35,7 +64,7 @@ class Dataset:
 
     @property
     def in_memory(self) -> bool:
-        return isinstance(self.train, TensorSplit)
+        return isinstance(self.full_train, TensorSplit)
 
     def split(self, name: str):
         if name not in SPLITS:
@@ -56,7 +85,7 @@ def _synthetic() -> tuple:
 
     def split(name, seed):
         x, y = make_synthetic(SYNTHETIC_SIZES[name], seed)
-        return TensorSplit(x, y, [f"synthetic/{name}/{i}" for i in range(len(y))])
+        return TensorSplit(x.numpy(), y.numpy(), [f"synthetic/{name}/{i}" for i in range(len(y))])
 
     # Different seeds keep the test images disjoint from the training ones.
     return split("train", 1), split("test", 2), list(CLASSES), "built-in"
@@ -94,24 +123,34 @@ def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool, decod
     return train, test, classes, "torchvision", 0, {"train": train.digest(), "test": test.digest()}, None
 
 
-def _hold_out(train, val_size: int, seed: int) -> tuple:
-    """(training part, held-out part) of the training split: a seeded random ``val_size`` images."""
-    n = len(train)
+def _draw(n: int, seed: int):
+    """A seeded permutation of ``n`` (torch's generator: the held-out images of every card made so
+    far were drawn by it, so it stays)."""
+    import torch
+
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def _check_val_size(n: int, val_size: int) -> None:
     if not 0 < val_size < n:
         raise UserError(f"--val-size must be between 1 and {n - 1} for this dataset, got {val_size}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def _hold_out(train, val_size: int, seed: int) -> tuple:
+    """(training part, held-out part) of the training split: a seeded random ``val_size`` images."""
+    _check_val_size(len(train), val_size)
+    perm = _draw(len(train), seed)
     val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
-    return train.subset(train_idx), train.subset(val_idx)
+    return train.subset(train_idx.numpy()), train.subset(val_idx.numpy())
 
 
 def fewer_training_images(data, n: int, seed: int):
     """``data`` with ``n`` of its training images, drawn by ``seed``; its identity records ``n``
     (the training part's digest stays the whole part's: that is what later steps load)."""
-    have = len(data.train)
+    have = data.identity["train"]
     if n > have:
         raise UserError(f"--train-images {n}: the training part has {have} images (after --val-size)")
-    keep = torch.randperm(have, generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    return replace(data, train=data.train.subset(keep), identity={**data.identity, "train_images": n})
+    return replace(data, train_images=n, train_seed=seed, identity={**data.identity, "train_images": n})
 
 
 def _mean_std(name: str, train) -> tuple:
@@ -120,7 +159,9 @@ def _mean_std(name: str, train) -> tuple:
         return info.mean, info.std
     if not isinstance(train, TensorSplit):
         return IMAGENET_STATS
-    x = train.images.float().div_(255)
+    import torch
+
+    x = torch.from_numpy(train.images).float().div_(255)
     # A channel that never varies (a grey-scale set saved as RGB, say) must not divide by zero.
     return tuple(round(v, 4) for v in x.mean((0, 2, 3)).tolist()), tuple(
         max(round(v, 4), 1 / 255) for v in x.std((0, 2, 3)).tolist())
@@ -137,21 +178,24 @@ def load_dataset(name: str, data_dir=None, val_size: int | None = None, split_se
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(NAMES)}")
     train_full, test, classes, source, skipped, digests, words = _raw(name, data_dir, progress, skip_bad, decode)
     if train_full is None:  # ImageNet's validation images alone: enough to score a model
-        train, val, val_size = None, None, None
+        val_size, n_train, n_val = None, 0, 0
     else:
         if val_size is None:
             val_size = TABLE[name].default_val or min(5000, max(1, len(train_full) // 10))
-        train, val = _hold_out(train_full, val_size, split_seed)
-    mean, std = _mean_std(name, train) if decode else (None, None)
+        _check_val_size(len(train_full), val_size)
+        n_train, n_val = len(train_full) - val_size, val_size
     identity = {"name": name, "source": source, "classes": len(classes), "class_names": list(classes),
-                "train": len(train or ()), "val": len(val or ()), "test": len(test), "val_size": val_size,
+                "train": n_train, "val": n_val, "test": len(test), "val_size": val_size,
                 "split_seed": split_seed, "train_sha256": digests["train"], "test_sha256": digests["test"],
                 "skipped_unreadable": skipped, **({"digest": digests["digest"]} if "digest" in digests else {})}
     if skipped:
         import sys
 
         print(f"warning: skipped {skipped} unreadable image(s) of {name} (--skip-bad-images)", file=sys.stderr)
-    return Dataset(name, classes, train, val, test, mean, std, identity, words)
+    ds = Dataset(name, classes, train_full, val_size, split_seed, test, None, None, identity, words)
+    if decode:
+        ds.mean, ds.std = _mean_std(name, ds.train)
+    return ds
 
 
 @dataclass
@@ -174,35 +218,35 @@ class Selection:
         return self.part.ids
 
     @property
-    def labels(self) -> torch.Tensor:
+    def labels(self) -> np.ndarray:
         return self.part.labels
 
     def first(self, n: int) -> "Selection":
-        return self.subset(torch.arange(min(n, len(self))))
+        return self.subset(np.arange(min(n, len(self))))
 
     def subset(self, index) -> "Selection":
-        index = torch.as_tensor(index)
+        index = np.asarray(index, dtype=np.int64)
         return Selection(self.dataset, self.split, self.part.subset(index), self.size, self.identity, self.classes,
                          self.preprocess)
 
-    def images(self) -> torch.Tensor:
-        """Float RGB images in [0, 1], N x 3 x size x size (large images resized and centre-cropped as
-        ``preprocess`` says)."""
-        return torch.cat(list(self.chunks(64, numpy=False)))
+    def images(self) -> np.ndarray:
+        """Float32 RGB images in [0, 1], N x 3 x size x size (large images resized and centre-cropped
+        as ``preprocess`` says)."""
+        return np.concatenate(list(self.chunks(64)))
 
-    def chunks(self, n: int, numpy: bool = True):
-        """The images ``n`` at a time, as float32 arrays (or tensors) in [0, 1]. Small images are
-        held as uint8 (a folder's decoded once, at the first ask); large ones are decoded a batch
-        at a time. Float copies of them all exist only if the caller keeps them."""
+    def chunks(self, n: int):
+        """The images ``n`` at a time, as float32 arrays in [0, 1]. Small images are held as uint8
+        (a folder's decoded once, at the first ask); large ones are decoded a batch at a time, by
+        torch's DataLoader. Float copies of them all exist only if the caller keeps them."""
         if isinstance(self.part, TensorSplit) or self.part.small:
-            parts = (self.part.images[i:i + n].float().div_(255) for i in range(0, len(self), n))
-        else:
-            from wrn_deploy.data.batches import batches
+            for i in range(0, len(self), n):  # the same float32 division as torchvision's ToTensor
+                yield self.part.images[i:i + n].astype(np.float32) / np.float32(255)
+            return
+        from wrn_deploy.data.batches import batches
 
-            parts = (x for x, _ in batches(self.part, n, "cpu", size=self.size, preprocess=self.preprocess,
-                                           workers=loader_workers(len(self))))
-        for x in parts:
-            yield x.numpy() if numpy else x
+        for x, _ in batches(self.part, n, "cpu", size=self.size, preprocess=self.preprocess,
+                            workers=loader_workers(len(self))):
+            yield x.numpy()
 
 
 def loader_workers(images: int) -> int:

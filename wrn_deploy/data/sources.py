@@ -1,7 +1,9 @@
 """Where images come from: torchvision sets, ImageFolder trees and the built-in synthetic set.
 
-Small images (CIFAR, SVHN, 32x32 folders) load into one uint8 tensor, so training can keep the
+Small images (CIFAR, SVHN, 32x32 folders) load into one uint8 array, so training can keep the
 whole set on the GPU and augment there. Larger images (ImageNet) stay on disk behind a DataLoader.
+Everything here is NumPy: torch is imported only by what runs PyTorch (training, the DataLoader of
+large images, torchvision's dataset files), so commands that only run ONNX Runtime start without it.
 """
 
 import hashlib
@@ -10,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from wrn_deploy.errors import UserError
 
@@ -20,31 +21,37 @@ IMG_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 @dataclass
 class TensorSplit:
-    """A split held in memory: uint8 images (N,3,H,W), int64 labels and stable image ids."""
+    """A split held in memory: uint8 images (N,3,H,W), int64 labels (NumPy arrays) and stable image ids."""
 
-    images: torch.Tensor
-    labels: torch.Tensor
+    images: np.ndarray
+    labels: np.ndarray
     ids: list
     # Copies of the images and labels on each device they were asked for on (owned by this split,
     # so they live and die with it; training reads the same split every epoch).
     _on_device: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self):  # CPU tensors are taken too: NumPy shares their memory
+        self.images, self.labels = np.asarray(self.images), np.asarray(self.labels, dtype=np.int64)
+
     def __len__(self) -> int:
         return len(self.labels)
 
     def on(self, device) -> tuple:
-        """(uint8 images, labels) on ``device``, moved there once."""
+        """(uint8 images, labels) as tensors on ``device``, moved there once."""
+        import torch
+
         key = str(torch.device(device))
         if key not in self._on_device:
-            self._on_device[key] = (self.images.to(device), self.labels.to(device))
+            self._on_device[key] = (torch.from_numpy(self.images).to(device), torch.from_numpy(self.labels).to(device))
         return self._on_device[key]
 
-    def subset(self, index: torch.Tensor) -> "TensorSplit":
+    def subset(self, index) -> "TensorSplit":
+        index = np.asarray(index, dtype=np.int64)
         return TensorSplit(self.images[index], self.labels[index], [self.ids[i] for i in index.tolist()])
 
     def digest(self) -> str:
-        h = hashlib.sha256(self.images.numpy().tobytes())
-        h.update(self.labels.numpy().tobytes())
+        h = hashlib.sha256(np.ascontiguousarray(self.images).tobytes())
+        h.update(np.ascontiguousarray(self.labels).tobytes())
         return h.hexdigest()
 
     def image_digests(self) -> list:
@@ -53,18 +60,18 @@ class TensorSplit:
         return pixel_digests(self.images)
 
 
-def pixel_digests(images: torch.Tensor) -> list:
+def pixel_digests(images: np.ndarray) -> list:
     """SHA-256 of each uint8 C x H x W image's pixels."""
-    return [hashlib.sha256(x.numpy().tobytes()).hexdigest() for x in images]
+    return [hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest() for x in images]
 
 
 @dataclass
 class FolderSplit:
-    """A split left on disk: a torchvision ImageFolder (paths and labels), the indices it uses and
+    """A split left on disk: a FileList (paths and labels, as ImageFolder lists them), the indices it uses and
     what the file index knows of each file. Images are decoded only when asked for: small ones
     (``small``) at their own size, large ones resized and centre-cropped (``batches``)."""
 
-    folder: object  # torchvision.datasets.ImageFolder
+    folder: object  # FileList
     indices: list | None = None
     facts: list | None = None   # file_index.FileFacts per sample of ``folder``
     small: bool = False
@@ -83,8 +90,8 @@ class FolderSplit:
         return FolderSplit(self.folder, [self.indices[i] for i in index], self.facts, self.small)
 
     @property
-    def labels(self) -> torch.Tensor:
-        return torch.tensor([self.folder.samples[i][1] for i in self.indices], dtype=torch.int64)
+    def labels(self) -> np.ndarray:
+        return np.array([self.folder.samples[i][1] for i in self.indices], dtype=np.int64)
 
     @property
     def ids(self) -> list:
@@ -103,14 +110,14 @@ class FolderSplit:
         return [self.facts[i].sha256 for i in self.indices]
 
     @property
-    def images(self) -> torch.Tensor:
+    def images(self) -> np.ndarray:
         """Every image of a small-image split as uint8 N x 3 x H x W (as TensorSplit holds them),
         decoded on first use and kept: digests and inference then read the same decode."""
         if not self.small:
             raise AttributeError("large images are resized at use: take them through data.batches")
         if self._pixels is None:
             arrays = [decode_rgb(self.folder.samples[i][0]) for i in self.indices]
-            self._pixels = torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy())
+            self._pixels = np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
         return self._pixels
 
 
@@ -151,10 +158,10 @@ def load_cifar(name: str, data_dir: Path, train: bool) -> tuple[TensorSplit, lis
     cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
     folder = "cifar-10-batches-py/" if name == "cifar10" else "cifar-100-python/"
     ds = _torchvision_set(cls, data_dir, name, folder, train=train)
-    images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
+    images = np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))
     split = "train" if train else "test"
     ids = [f"{name}/{split}/{i}" for i in range(len(ds.targets))]
-    return TensorSplit(images, torch.tensor(ds.targets, dtype=torch.int64), ids), list(ds.classes)
+    return TensorSplit(images, np.asarray(ds.targets, dtype=np.int64), ids), list(ds.classes)
 
 
 def load_svhn(data_dir: Path, train: bool) -> tuple[TensorSplit, list]:
@@ -163,8 +170,8 @@ def load_svhn(data_dir: Path, train: bool) -> tuple[TensorSplit, list]:
     split = "train" if train else "test"
     ds = _torchvision_set(datasets.SVHN, data_dir, "svhn", f"{split}_32x32.mat", split=split)
     ids = [f"svhn/{split}/{i}" for i in range(len(ds.labels))]
-    images = torch.from_numpy(np.ascontiguousarray(ds.data))
-    return TensorSplit(images, torch.from_numpy(ds.labels.astype(np.int64)), ids), [str(i) for i in range(10)]
+    images = np.ascontiguousarray(ds.data)
+    return TensorSplit(images, ds.labels.astype(np.int64), ids), [str(i) for i in range(10)]
 
 
 def find_split_dir(root: Path, train: bool) -> Path | None:
@@ -253,18 +260,41 @@ def load_folder(root: Path, train: bool, progress: bool = True, skip_bad: bool =
         want = "train/<class>/*" if train else "val/<class>/* or test/<class>/*"
         _need(root, want, "an image folder")
     check_links(split_dir)
-    from torchvision import datasets
-
     try:
-        folder = datasets.ImageFolder(str(split_dir), allow_empty=False)
-    except (FileNotFoundError, RuntimeError, OSError) as e:
+        folder = class_folders(split_dir)
+    except OSError as e:
         raise UserError(f"cannot read image folder {split_dir}: {str(e).splitlines()[0]}") from None
     return split_of(folder, split_dir, progress, skip_bad, decode, large)
 
 
-class FileList(torch.utils.data.Dataset):
-    """Labelled image files that are not in class folders (ImageNet's flat validation folder), with
-    the attributes of torchvision's ImageFolder that FolderSplit and the DataLoader use."""
+# What torchvision's ImageFolder takes for an image (its IMG_EXTENSIONS), compared lower-case.
+FOLDER_EXT = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def class_folders(split_dir: Path) -> "FileList":
+    """The samples of ``split_dir``'s class folders exactly as torchvision's ``ImageFolder`` lists
+    them (classes sorted; under each, ``os.walk`` following links, sorted, files sorted, image
+    extensions only), without importing torch: the order fixes the labels and the content digest.
+    tests/data/test_sources.py holds it equal to ImageFolder's."""
+    root = str(split_dir)
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    if not classes:
+        raise UserError(f"no class folder in {split_dir} (expected {split_dir}/<class>/<image>)")
+    samples = []
+    for label, name in enumerate(classes):
+        for where, _, files in sorted(os.walk(os.path.join(root, name), followlinks=True)):
+            samples += [(os.path.join(where, f), label) for f in sorted(files) if f.lower().endswith(FOLDER_EXT)]
+    empty = sorted(set(classes) - {classes[label] for _, label in samples})
+    if empty:
+        raise UserError(f"class folder(s) {', '.join(empty)} of {split_dir} hold no image "
+                        f"(files ending {', '.join(FOLDER_EXT)})")
+    return FileList(root, samples, classes)
+
+
+class FileList:
+    """Labelled image files (a split's class folders, or ImageNet's flat validation folder) with the
+    attributes of torchvision's ImageFolder that FolderSplit and the DataLoader use (a map-style
+    dataset: the DataLoader needs only ``len`` and indexing)."""
 
     def __init__(self, root, samples: list, classes: list):
         self.root, self.samples, self.imgs, self.classes = str(root), samples, samples, list(classes)
@@ -364,5 +394,5 @@ def _decode_all(split: FolderSplit, progress: bool, skip_bad: bool) -> tuple:
     if not arrays:
         raise UserError(f"no readable image in {split.folder.root}")
     part = split.subset(kept)
-    images = torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy())
+    images = np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
     return TensorSplit(images, part.labels, part.ids), kept

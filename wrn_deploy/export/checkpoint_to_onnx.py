@@ -86,7 +86,7 @@ def export_checkpoint(checkpoint, output, opts: ExportOptions, force: bool = Fal
         if opts.verify:
             from wrn_deploy.export.verify import verify
 
-            figures = verify(net, tmp, new_card.precision.compute, chosen.images(), chosen.labels.numpy())
+            figures = verify(net, tmp, new_card.precision.compute, chosen.images(), chosen.labels)
             figures["data"] = f"{chosen.dataset} {chosen.split}"
         report = {"output": str(output), "precision": str(new_card.precision), "card": new_card.to_dict(),
                   "prepare": prep.to_dict(), "graph": graph_report(tmp), "fp16": fp16_notes,

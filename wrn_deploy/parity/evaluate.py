@@ -174,7 +174,7 @@ def evaluate(paths: list, opts: EvalOptions) -> list:
     digests = chosen.part.image_digests()
     for c in cands:  # refuse before anything runs
         check_overlap(c.card, digests, opts)
-    images, labels = chosen.images(), chosen.labels.numpy()
+    images, labels = chosen.images(), chosen.labels
     ref = run(ref_runner, images, opts.batch, opts.progress)
     reports = []
     for c in cands:

@@ -111,11 +111,11 @@ class Context:
                               progress=self.opts.progress, skip_bad=self.opts.skip_bad_images)
             if self.opts.eval_images:
                 chosen = chosen.first(self.opts.eval_images)
-            return chosen.images(), chosen.labels.numpy(), chosen
+            return chosen.images(), chosen.labels, chosen
         return self._once("images", make)
 
     def bench_images(self):
-        return self.evaluation_images()[0][:256].numpy()
+        return self.evaluation_images()[0][:256]
 
     def reference(self) -> tuple:
         """(RunResult, labels, digests) of the reference step, read back from its file."""

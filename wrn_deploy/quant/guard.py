@@ -61,7 +61,7 @@ class GuardResult:
 class HeldOut:
     """The images the guard scores on, and the FP32 model's logits on them (computed once)."""
 
-    images: object            # uint8 tensor N x 3 x H x W (a quarter of the float size)
+    images: np.ndarray        # uint8 N x 3 x H x W (a quarter of the float size)
     labels: np.ndarray
     fp32_logits: np.ndarray
 
@@ -78,7 +78,7 @@ def logits(path, images, runtime: str = "onnxruntime") -> np.ndarray:
     from wrn_deploy.runners.openvino_runner import OpenVinoRunner
 
     with (OpenVinoRunner(path) if runtime == "openvino" else OrtRunner(path)) as runner:
-        return np.concatenate([runner.infer(images[i:i + BATCH].float().div_(255))
+        return np.concatenate([runner.infer(images[i:i + BATCH].astype(np.float32) / np.float32(255))
                                for i in range(0, len(images), BATCH)])
 
 
@@ -91,10 +91,8 @@ def held_out(fp32_path, selection, model_sha256: str) -> HeldOut:
     """The held-out images of ``selection`` as uint8, with the FP32 model's logits on them."""
     import hashlib
 
-    import torch
-
-    images = torch.cat([(x * 255).round_().to(torch.uint8) for x in selection.chunks(BATCH, numpy=False)])
-    key = (model_sha256, hashlib.sha256(images.numpy().tobytes()).hexdigest())
+    images = np.concatenate([np.rint(x * np.float32(255)).astype(np.uint8) for x in selection.chunks(BATCH)])
+    key = (model_sha256, hashlib.sha256(images.tobytes()).hexdigest())
     if key not in _FP32:
         _FP32[key] = logits(fp32_path, images)
         while len(_FP32) > 4:

@@ -1,7 +1,7 @@
 """The Runner contract (after Polygraphy's): activate / infer / deactivate, and a context manager.
 
-Every runner takes float RGB images in [0, 1] (N,3,H,W, a CPU tensor) and returns float32 logits as
-a NumPy array; says what its input and output are (``inputs()``, ``outputs()``: name, dtype, shape
+Every runner takes float RGB images in [0, 1] (N,3,H,W, a NumPy array; a CPU tensor is taken too)
+and returns float32 logits as a NumPy array; says what its input and output are (``inputs()``, ``outputs()``: name, dtype, shape
 with -1 for a dynamic dimension) and which batch sizes it accepts (``batch_range()``); and times each
 inference. Batches outside the range are split or zero-padded here, once for every runner.
 """
@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -20,12 +19,12 @@ class TensorMeta:
     shape: tuple    # -1 where the dimension is dynamic
 
 
-def as_input(images: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+def as_input(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Images in [0, 1] as the model's input type: a raw-pixel (UINT8) input gets 0-255, rounded,
     which gives back exactly the bytes of an 8-bit image that was divided by 255."""
     if dtype == np.uint8:
-        return (images * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-    return images.numpy().astype(dtype)
+        return np.clip(np.rint(images * np.float32(255)), 0, 255).astype(np.uint8)
+    return np.asarray(images, dtype=dtype)
 
 
 class Runner:
@@ -59,22 +58,23 @@ class Runner:
         self.deactivate()
 
     # -- inference ---------------------------------------------------------------------------------
-    def infer(self, images: torch.Tensor) -> np.ndarray:
+    def infer(self, images: np.ndarray) -> np.ndarray:
         if not self.is_active:
             raise RuntimeError(f"{self.name}: call activate() (or use 'with') before infer()")
+        images = np.asarray(images, dtype=np.float32)  # a CPU tensor's memory, shared
         lo, hi = self.batch_range()
         n = len(images)
         if hi is not None and n > hi:
             return np.concatenate([self.infer(images[i:i + hi]) for i in range(0, n, hi)])
         if n < lo:  # e.g. a fixed-batch model: zero-pad, then drop the padding's answers
-            pad = images.new_zeros(lo - n, *images.shape[1:])
-            return self.infer(torch.cat([images, pad]))[:n]
+            pad = np.zeros((lo - n, *images.shape[1:]), images.dtype)
+            return self.infer(np.concatenate([images, pad]))[:n]
         t0 = time.perf_counter()
         out = self._infer(images)
         self.inference_times.append(time.perf_counter() - t0)
         return out
 
-    def infer_all(self, images: torch.Tensor, batch: int = 64, progress: bool = False) -> np.ndarray:
+    def infer_all(self, images: np.ndarray, batch: int = 64, progress: bool = False) -> np.ndarray:
         from tqdm import tqdm
 
         steps = range(0, len(images), batch)
@@ -109,7 +109,8 @@ class Runner:
     def _deactivate(self) -> None:
         raise NotImplementedError
 
-    def _infer(self, images: torch.Tensor) -> np.ndarray:
+    def _infer(self, images: np.ndarray) -> np.ndarray:
+        """``images``: float32 N x 3 x H x W in [0, 1]."""
         raise NotImplementedError
 
     def _inputs(self) -> list:
@@ -124,6 +125,9 @@ class Runner:
 
 def resolve(source):
     """A runner's source may be a callable that makes the object (Polygraphy's loaders): call it."""
+    import sys
     from pathlib import Path
 
-    return source() if callable(source) and not isinstance(source, (str, Path, torch.nn.Module)) else source
+    torch = sys.modules.get("torch")  # a module object exists only where torch is already imported
+    module = torch is not None and isinstance(source, torch.nn.Module)
+    return source() if callable(source) and not (module or isinstance(source, (str, Path))) else source

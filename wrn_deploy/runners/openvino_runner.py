@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from wrn_deploy.errors import UserError
 from wrn_deploy.runners.base import Runner, TensorMeta, as_input, resolve
@@ -83,7 +82,7 @@ class OpenVinoRunner(Runner):
     def _deactivate(self) -> None:
         self.request = self.compiled = None
 
-    def _infer(self, images: torch.Tensor) -> np.ndarray:
+    def _infer(self, images: np.ndarray) -> np.ndarray:
         try:
             self.request.infer({0: as_input(images, self.dtype)})
         except Exception as e:  # noqa: BLE001

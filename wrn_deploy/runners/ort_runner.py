@@ -4,7 +4,6 @@ The model is a path, the serialized bytes, an ``onnx.ModelProto``, or a callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from wrn_deploy.errors import UserError
 from wrn_deploy.limits import ORT_SPIN
@@ -68,7 +67,7 @@ class OrtRunner(Runner):
     def _deactivate(self) -> None:
         self.session = None
 
-    def _infer(self, images: torch.Tensor) -> np.ndarray:
+    def _infer(self, images: np.ndarray) -> np.ndarray:
         try:
             out = self.session.run(None, {self.input: as_input(images, self.dtype)})[0]
         except Exception as e:  # noqa: BLE001 - ORT's own exception types (InvalidArgument, Fail, ...)

@@ -48,8 +48,8 @@ class TorchRunner(Runner):
             torch.cuda.empty_cache()
 
     @torch.inference_mode()
-    def _infer(self, images: torch.Tensor) -> np.ndarray:
-        x = images.to(self.device, DTYPES[self.precision])
+    def _infer(self, images: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(images).to(self.device, DTYPES[self.precision])
         return self.net(x).float().cpu().numpy()
 
     def _inputs(self) -> list:

@@ -4,7 +4,6 @@ come from the server's own model metadata and configuration, read at ``activate(
 """
 
 import numpy as np
-import torch
 
 from wrn_deploy.errors import UserError
 from wrn_deploy.runners.base import Runner, TensorMeta, as_input
@@ -76,7 +75,7 @@ class TritonRunner(Runner):
     def _batch_range(self) -> tuple:
         return (1, self._max_batch if self._max_batch > 0 else None)
 
-    def _infer(self, images: torch.Tensor) -> np.ndarray:
+    def _infer(self, images: np.ndarray) -> np.ndarray:
         from tritonclient.utils import InferenceServerException
 
         (inp,), (out,) = self._meta["inputs"], self._meta["outputs"]

@@ -141,9 +141,9 @@ class TrtRunner(Runner):
         lo, _opt, hi = self.engine.get_tensor_profile_shape(self.input_names[0], 0)
         return int(lo[0]), int(hi[0])
 
-    def _infer(self, images: torch.Tensor) -> np.ndarray:
+    def _infer(self, images: np.ndarray) -> np.ndarray:
         name = self.input_names[0]
-        x = images.to(self.device, _torch_dtype(self.trt, self.engine.get_tensor_dtype(name))).contiguous()
+        x = torch.from_numpy(images).to(self.device, _torch_dtype(self.trt, self.engine.get_tensor_dtype(name))).contiguous()
         self.context.set_input_shape(name, tuple(x.shape))
         self.context.set_tensor_address(name, x.data_ptr())
         outs = {}

@@ -16,8 +16,6 @@ ARTIFACTS = ("model.onnx", "model.plan", "model.safetensors")
 
 class TritonPythonModel:
     def initialize(self, args):
-        import torch
-
         from wrn_deploy.runners import runner_for
 
         folder = Path(args["model_repository"]) / args["model_version"]
@@ -28,12 +26,14 @@ class TritonPythonModel:
         self.out_dtype = np.float16 if config["output"][0]["data_type"] == "TYPE_FP16" else np.float32
         gpu = args.get("model_instance_kind") == "GPU"
         device = f"cuda:{args.get('model_instance_device_id', 0)}" if gpu else "cpu"
-        torch.set_num_threads(1)  # each instance is one of several; Triton scales by instances
+        if artifact.suffix != ".onnx":  # PyTorch runs it (a checkpoint), or holds its GPU memory (a plan)
+            import torch
+
+            torch.set_num_threads(1)  # each instance is one of several; Triton scales by instances
         self.runner = runner_for(artifact, provider="cuda" if gpu else "cpu", device=device, threads=1)
         self.runner.activate()
 
     def execute(self, requests):
-        import torch
         import triton_python_backend_utils as pb_utils
 
         arrays = [pb_utils.get_input_tensor_by_name(r, self.input).as_numpy() for r in requests]
@@ -41,7 +41,7 @@ class TritonPythonModel:
         try:
             batch = np.concatenate(arrays)
             # the runner takes [0, 1]; a raw-pixel input's bytes go back to 0-255 exactly inside it
-            batch = torch.from_numpy(batch.astype(np.float32) / (255 if batch.dtype == np.uint8 else 1))
+            batch = batch.astype(np.float32) / np.float32(255 if batch.dtype == np.uint8 else 1)
             logits = self.runner.infer(batch).astype(self.out_dtype)
         except Exception as e:  # noqa: BLE001 - every request gets the error, the server stays up
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))) for _ in requests]
