@@ -91,9 +91,9 @@ def held_out(fp32_path, selection, model_sha256: str) -> HeldOut:
     """The held-out images of ``selection`` as uint8, with the FP32 model's logits on them."""
     import hashlib
 
-    import torch
+    from wrn_deploy.quant.decoded import uint8_images
 
-    images = torch.cat([(x * 255).round_().to(torch.uint8) for x in selection.chunks(BATCH, numpy=False)])
+    images = uint8_images(selection)  # decoded once a process (the pipeline's next target reuses them)
     key = (model_sha256, hashlib.sha256(images.numpy().tobytes()).hexdigest())
     if key not in _FP32:
         _FP32[key] = logits(fp32_path, images)

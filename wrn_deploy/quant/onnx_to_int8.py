@@ -117,14 +117,14 @@ def _quantize_and_guard(job: _Job, data) -> _Result:
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from wrn_deploy.quant import guard
+    from wrn_deploy.quant import decoded, guard
     from wrn_deploy.quant.placement import quantized_inputs
 
     pre, int8 = job.tmp / "pre.onnx", job.tmp / "int8.onnx"
     quant_pre_process(str(job.fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
     t0 = time.perf_counter()
     if not job.cached:
-        job.producer.calibrate(pre, data.calib.chunks, job.ranges, job.opts.progress)
+        job.producer.calibrate(pre, decoded.calibration_chunks(data.calib), job.ranges, job.opts.progress)
     calib_s = time.perf_counter() - t0
     job.producer.quantize(pre, int8, job.ranges)
     if not job.producer.uses_cached_ranges:  # ModelOpt calibrates inside its quantize
