@@ -78,7 +78,10 @@ def step(args: list, env: dict, ok: tuple = (0,), tree: bool = False) -> tuple:
 
 def tree_rss(pid: int) -> int:
     """Resident bytes of every process below ``pid`` (its children, theirs, ...)."""
-    import psutil  # a dependency of the dev extra
+    try:
+        import psutil  # comes with nncf
+    except ImportError:
+        raise SystemExit("the pipeline's memory is sampled with psutil: pip install psutil") from None
 
     try:
         return sum(c.memory_info().rss for c in psutil.Process(pid).children(recursive=True))

@@ -50,7 +50,7 @@ CALIB_PERCENTILE = 99.99    # the default percentile method's cut (measured best
 # Decoded calibration and guard images kept (uint8) for the next quantize step of the process
 # (quant/decoded.py): the pipeline quantizes one model for two or three targets on the same images.
 # 1 GiB holds 512 calibration and 4,488 guard images at 224 px (ImageNet's default 5,000 held out),
-# about 740 MiB; larger sets are decoded again by each step, as before.
+# about 720 MiB; larger sets are decoded again by each step, as before.
 DECODED_KEEP_BYTES = 1 << 30
 DECODED_KEEP_ENTRIES = 4    # calibration and guard images of two image sets
 

@@ -11,10 +11,9 @@ from wrn_deploy.quant import decoded
 
 
 
-@pytest.fixture(scope="module")
-def large_images(trained_onnx, tmp_path_factory):
-    """The kit's WRN-10-1 (32 px) with a card that resizes images to 36 px and crops the centre 32,
-    and a folder of 72-100 px JPEGs, resized at use: 5 training images a class (40 held out: 16
+def _image_set(root, trained_onnx, side: tuple, ext: str, resize: int | None):
+    """The kit's WRN-10-1 (32 px) with a card for a folder of ``side``-pixel images (``resize``: the
+    card's preprocess resize), and that folder: 5 training images a class (40 held out: 16
     calibrate, 24 guard), one test image a class."""
     from dataclasses import replace
 
@@ -23,21 +22,32 @@ def large_images(trained_onnx, tmp_path_factory):
     from wrn_deploy.card import Preprocess, read_card, write_into_onnx
     from wrn_deploy.data.synthetic import CLASSES
 
-    root = tmp_path_factory.mktemp("large-images")
     rng = np.random.default_rng(0)
     for split, n in (("train", 5), ("test", 1)):
         for c in CLASSES:
             (root / "data" / split / c).mkdir(parents=True)
             for i in range(n):
-                w, h = rng.integers(72, 101, 2)
+                w, h = rng.integers(side[0], side[1] + 1, 2)
                 pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / "data" / split / c / f"{i}.jpg", quality=90)
+                Image.fromarray(pixels).save(root / "data" / split / c / f"{i}.{ext}", quality=90)
     # Class folders list in sorted order; the card names the outputs so (only their names change).
-    card = replace(read_card(trained_onnx), classes=tuple(sorted(CLASSES)), preprocess=Preprocess(resize=36),
+    card = replace(read_card(trained_onnx), classes=tuple(sorted(CLASSES)), preprocess=Preprocess(resize=resize),
                    dataset={"name": "imagefolder", "val_size": 40, "split_seed": 0})
     (root / "m.onnx").write_bytes(trained_onnx.read_bytes())
     write_into_onnx(root / "m.onnx", card)
     return root
+
+
+@pytest.fixture(scope="module")
+def large_images(trained_onnx, tmp_path_factory):
+    """72-100 px JPEGs, resized to 36 px and centre-cropped to 32 at use."""
+    return _image_set(tmp_path_factory.mktemp("large-images"), trained_onnx, (72, 100), "jpg", 36)
+
+
+@pytest.fixture(scope="module")
+def small_images(trained_onnx, tmp_path_factory):
+    """32 px PNGs, used as they are."""
+    return _image_set(tmp_path_factory.mktemp("small-images"), trained_onnx, (32, 32), "png", None)
 
 
 @pytest.fixture
@@ -74,14 +84,16 @@ def _written(report) -> tuple:
     return (folder / "ranges.json").read_text(), manifest, report["guard"]
 
 
-def test_the_second_quantize_step_decodes_nothing_and_writes_the_same(large_images, decodes, tmp_path):
-    first = _quantize(large_images, "cpu", tmp_path / "a")
+@pytest.mark.parametrize("images", ["large_images", "small_images"])
+def test_the_second_quantize_step_decodes_nothing_and_writes_the_same(images, decodes, tmp_path, request):
+    root = request.getfixturevalue(images)
+    first = _quantize(root, "cpu", tmp_path / "a")
     assert len(decodes) == 16 + 24 and len(set(decodes)) == 40  # each image once (percentile: two passes)
     decodes.clear()
-    kept = _quantize(large_images, "tensorrt", tmp_path / "a")
+    kept = _quantize(root, "tensorrt", tmp_path / "a")
     assert decodes == []
     decoded.forget()
-    fresh = _quantize(large_images, "tensorrt", tmp_path / "b")
+    fresh = _quantize(root, "tensorrt", tmp_path / "b")
     assert len(decodes) == 40
     assert _written(kept) == _written(fresh)
     assert first["guard"]["fp32_top1"] == kept["guard"]["fp32_top1"]

@@ -35,8 +35,7 @@ def uint8_images(selection) -> torch.Tensor:
     k = key(selection)
     if k in _KEPT:
         _KEPT.move_to_end(k)
-        if part.small:  # its digests and chunks read these pixels too, not a second decode
-            part._pixels = _KEPT[k]
+        share(selection)
         return _KEPT[k]
     if part.small:
         images = part.images
@@ -44,6 +43,14 @@ def uint8_images(selection) -> torch.Tensor:
         images = torch.cat([(x * 255).round_().to(torch.uint8) for x in selection.chunks(BATCH, numpy=False)])
     _keep(k, images)
     return images
+
+
+def share(selection) -> None:
+    """Hand a split of small images the pixels kept for it, if any: its image digests (the
+    calibration manifest's) are digests of its pixels, and read these instead of a new decode."""
+    part = selection.part
+    if not isinstance(part, TensorSplit) and part.small and key(selection) in _KEPT:
+        part._pixels = _KEPT[key(selection)]
 
 
 def _keep(k: tuple, images: torch.Tensor) -> None:

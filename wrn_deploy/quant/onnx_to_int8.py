@@ -44,7 +44,7 @@ def _check_classifier(path: Path) -> Card:
 
 
 def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) -> dict:
-    from wrn_deploy.quant import calibset
+    from wrn_deploy.quant import calibset, decoded
 
     onnx_path, output = Path(onnx_path), Path(output)
     opts.spec.check()
@@ -58,6 +58,7 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
         raise UserError(f"the accuracy guard would score only {len(data.guard)} held-out images, where one image is "
                         f"{100 / max(len(data.guard), 1):.2f} points; a {opts.max_drop:g}-point bound needs at least "
                         f"{need}: lower --calib-size, hold out more when training (--val-size), or pass --no-guard")
+    decoded.share(data.calib)  # small images: the manifest's pixel digests read the kept decode
     manifest = calibset.make_manifest(data, sha256_file(onnx_path), opts.spec.target, opts.spec.method,
                                       opts.spec.percentile, opts.seed, layout=opts.spec.layout,
                                       quantizer=opts.spec.quantizer)
