@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import torch
 
-from common import machine_report
+from common import calibration_images, machine_report, nncf_quantize
 from timing import time_call
 
 
@@ -54,28 +54,11 @@ def _folder_images(folder: Path, limit: int) -> tuple:
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), np.array([lbl for _, lbl in picked])
 
 
-def _nncf(fp32: Path, out: Path, calib: torch.Tensor) -> float:
-    """NNCF's default INT8 quantization of ``fp32`` on ``calib``; seconds taken."""
-    import time
-
-    import nncf
-    import onnx
-
-    model = onnx.load(str(fp32))
-    name = model.graph.input[0].name
-    t0 = time.perf_counter()
-    q = nncf.quantize(model, nncf.Dataset([x[None].numpy() for x in calib], lambda x: {name: x}),
-                      subset_size=len(calib))
-    onnx.save(q, str(out))
-    return time.perf_counter() - t0
-
-
 def _trained_forms(ckpt: Path, folder: Path, data_dir: Path, calib_size: int) -> tuple:
     """FP32, --target cpu and --target openvino through the CLI, NNCF on the same calibration images."""
     import subprocess
 
     from wrn_deploy.card import read_card
-    from wrn_deploy.quant import calibset
 
     def cli(*args):
         subprocess.run([sys.executable, "-m", "wrn_deploy", *map(str, args)], check=True)
@@ -87,12 +70,10 @@ def _trained_forms(ckpt: Path, folder: Path, data_dir: Path, calib_size: int) ->
         paths[target] = folder / f"m.int8-{target}.onnx"
         cli("quantize", fp32, "-o", paths[target], "--target", target, "--data-dir", data_dir, "--calib-size",
             calib_size, "--calib-dir", folder / "calib", "--no-progress")
-    card = read_card(fp32)
-    chosen = calibset.choose(card, None, str(data_dir), calib_size, 0, "val", False, False)
-    calib = torch.cat([torch.as_tensor(c) for c in chosen.calib.chunks(64)])
+    calib = calibration_images(fp32, data_dir, calib_size)
     paths["nncf"] = folder / "m.int8-nncf.onnx"
-    print(f"NNCF on the same {len(calib)} calibration images: {_nncf(fp32, paths['nncf'], calib):.1f} s")
-    return paths, card.arch
+    print(f"NNCF on the same {len(calib)} calibration images: {nncf_quantize(fp32, paths['nncf'], calib):.1f} s")
+    return paths, read_card(fp32).arch
 
 
 def _random_forms(arch: str, folder: Path, calib: torch.Tensor) -> dict:
@@ -110,7 +91,7 @@ def _random_forms(arch: str, folder: Path, calib: torch.Tensor) -> dict:
         paths[target] = folder / f"int8-{target}.onnx"
         qdq.quantize(pre, paths[target], spec, ranges)
     paths["nncf"] = folder / "int8-nncf.onnx"
-    print(f"{arch}: NNCF on {len(calib)} images: {_nncf(paths['fp32'], paths['nncf'], calib):.1f} s")
+    print(f"{arch}: NNCF on {len(calib)} images: {nncf_quantize(paths['fp32'], paths['nncf'], calib.numpy()):.1f} s")
     return paths
 
 

@@ -47,6 +47,12 @@ VERIFY_IMAGES = 256         # test images an export is verified on
 CALIB_SIZE = 512            # images that set the activation ranges
 CALIB_MIN_IMAGES = 16       # fewer gives ranges that depend on a handful of images
 CALIB_PERCENTILE = 99.99    # the default percentile method's cut (measured best here: docs/int8.md)
+# Decoded calibration and guard images kept (uint8) for the next quantize step of the process
+# (quant/decoded.py): the pipeline quantizes one model for two or three targets on the same images.
+# 1 GiB holds 512 calibration and 4,488 guard images at 224 px (ImageNet's default 5,000 held out),
+# about 720 MiB; larger sets are decoded again by each step, as before.
+DECODED_KEEP_BYTES = 1 << 30
+DECODED_KEEP_ENTRIES = 4    # calibration and guard images of two image sets
 
 
 

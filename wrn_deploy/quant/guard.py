@@ -91,8 +91,10 @@ def held_out(fp32_path, selection, model_sha256: str) -> HeldOut:
     """The held-out images of ``selection`` as uint8, with the FP32 model's logits on them."""
     import hashlib
 
-    images = np.concatenate([np.rint(x * np.float32(255)).astype(np.uint8) for x in selection.chunks(BATCH)])
-    key = (model_sha256, hashlib.sha256(images.tobytes()).hexdigest())
+    from wrn_deploy.quant.decoded import uint8_images
+
+    images = uint8_images(selection)  # decoded once a process (the pipeline's next target reuses them)
+    key = (model_sha256, hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest())
     if key not in _FP32:
         _FP32[key] = logits(fp32_path, images)
         while len(_FP32) > 4:

@@ -44,7 +44,7 @@ def _check_classifier(path: Path) -> Card:
 
 
 def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) -> dict:
-    from wrn_deploy.quant import calibset
+    from wrn_deploy.quant import calibset, decoded
 
     onnx_path, output = Path(onnx_path), Path(output)
     opts.spec.check()
@@ -58,6 +58,7 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
         raise UserError(f"the accuracy guard would score only {len(data.guard)} held-out images, where one image is "
                         f"{100 / max(len(data.guard), 1):.2f} points; a {opts.max_drop:g}-point bound needs at least "
                         f"{need}: lower --calib-size, hold out more when training (--val-size), or pass --no-guard")
+    decoded.share(data.calib)  # small images: the manifest's pixel digests read the kept decode
     manifest = calibset.make_manifest(data, sha256_file(onnx_path), opts.spec.target, opts.spec.method,
                                       opts.spec.percentile, opts.seed, layout=opts.spec.layout,
                                       quantizer=opts.spec.quantizer)
@@ -117,14 +118,14 @@ def _quantize_and_guard(job: _Job, data) -> _Result:
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from wrn_deploy.quant import guard
+    from wrn_deploy.quant import decoded, guard
     from wrn_deploy.quant.placement import quantized_inputs
 
     pre, int8 = job.tmp / "pre.onnx", job.tmp / "int8.onnx"
     quant_pre_process(str(job.fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
     t0 = time.perf_counter()
     if not job.cached:
-        job.producer.calibrate(pre, data.calib.chunks, job.ranges, job.opts.progress)
+        job.producer.calibrate(pre, decoded.calibration_chunks(data.calib), job.ranges, job.opts.progress)
     calib_s = time.perf_counter() - t0
     job.producer.quantize(pre, int8, job.ranges)
     if not job.producer.uses_cached_ranges:  # ModelOpt calibrates inside its quantize
