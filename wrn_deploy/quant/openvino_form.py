@@ -16,6 +16,14 @@ or pooled or reshaped from one), INT8 otherwise; weights are INT8 stored as inte
 DequantizeLinear, scale per output channel. OpenVINO turns each pair into a FakeQuantize and runs
 the operators between them in INT8.
 
+The weights of a layer whose input is signed (INT8: the stem, which reads the normalised image)
+stay within ±64, as NNCF's default "overflow fix" keeps the first layer's. A CPU without VNNI
+(AVX2, AVX-512 without VNNI) multiplies 8-bit pairs into saturating 16-bit sums, and oneDNN runs a
+signed input as unsigned (shifted by 128): two products of 255 and 64 still fit (32,640 <= 32,767),
+so with these weights OpenVINO computes what the file says on every CPU. With full ±127 weights it
+did not on an AVX2 EPYC (mean |logit difference| from ONNX Runtime's run of the same file 3x the
+quantization error; docs/cpu.md).
+
 A quantized tensor is quantized once: every node that reads it reads the one DequantizeLinear,
 except a unit the guard keeps float (``exclude``) or did not choose (``only``), which reads the
 float tensor.
@@ -31,6 +39,7 @@ POOLS = ("GlobalAveragePool", "ReduceMean")
 SHAPE_OPS = ("Reshape", "Flatten", "Squeeze")
 NON_NEGATIVE_KEEPERS = POOLS + SHAPE_OPS + ("MaxPool",)   # non-negative in, non-negative out
 CALIBRATED_OPS = ("Conv", "Gemm", "Add") + POOLS          # their inputs and outputs get ranges
+SIGNED_INPUT_WEIGHT_PEAK = 64   # weight levels of a layer with a signed input (the module's docstring)
 
 
 @dataclass
@@ -93,10 +102,11 @@ def quantize(model, ranges: dict, exclude=None, only=None):
     done_weights = {}
     for u in chosen:
         node = by_name[u.node]
+        signed = not _non_negative(u.activations[0], producer)
         for idx, axis in u.weights:
             w = node.input[idx]
             if w not in done_weights:
-                done_weights[w] = _weight_dq(g, weights[w], axis, head)
+                done_weights[w] = _weight_dq(g, weights[w], axis, head, SIGNED_INPUT_WEIGHT_PEAK if signed else 127)
             node.input[idx] = done_weights[w]
         for t in u.activations:
             if t not in pairs:
@@ -113,17 +123,18 @@ def quantize(model, ranges: dict, exclude=None, only=None):
     return model
 
 
-def _weight_dq(g, init, axis: int, head: list) -> str:
-    """INT8 weight (symmetric, per channel along ``axis``) and its DequantizeLinear; its output name."""
+def _weight_dq(g, init, axis: int, head: list, peak_level: int = 127) -> str:
+    """INT8 weight (symmetric, per channel along ``axis``, within ±``peak_level``) and its
+    DequantizeLinear; its output name."""
     from onnx import helper, numpy_helper
 
     w = numpy_helper.to_array(init).astype(np.float32)
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
     peak = np.abs(moved).max(axis=1)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    scale = np.where(peak > 0, peak / float(peak_level), 1.0).astype(np.float32)
     shape = [1] * w.ndim
     shape[axis] = -1
-    q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(w / scale.reshape(shape)), -peak_level, peak_level).astype(np.int8)
     base = init.name
     g.initializer.extend([numpy_helper.from_array(q, f"{base}_int8"),
                           numpy_helper.from_array(scale, f"{base}_scale"),
