@@ -26,7 +26,7 @@ from wrn_deploy.errors import UserError
 @dataclass
 class Dataset:
     """A dataset's splits. ``train`` and ``val`` (the training split less and with its held-out part)
-    are drawn at first use: the draw needs torch's generator, and scoring the test split does not."""
+    are drawn at first use: scoring the test split needs neither."""
 
     name: str
     classes: list
@@ -47,7 +47,7 @@ class Dataset:
             return None, None
         train, val = _hold_out(self.full_train, self.val_size, self.split_seed)
         if self.train_images is not None:
-            train = train.subset(_draw(len(train), self.train_seed)[:self.train_images].sort().values.numpy())
+            train = train.subset(np.sort(_draw(len(train), self.train_seed)[:self.train_images]))
         return train, val
 
     @property
@@ -123,12 +123,11 @@ def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool, decod
     return train, test, classes, "torchvision", 0, {"train": train.digest(), "test": test.digest()}, None
 
 
-def _draw(n: int, seed: int):
-    """A seeded permutation of ``n`` (torch's generator: the held-out images of every card made so
-    far were drawn by it, so it stays)."""
-    import torch
+def _draw(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation of ``n``: torch's, number for number (``data.permutation``)."""
+    from wrn_deploy.data.permutation import randperm
 
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return randperm(n, seed)
 
 
 def _check_val_size(n: int, val_size: int) -> None:
@@ -140,8 +139,7 @@ def _hold_out(train, val_size: int, seed: int) -> tuple:
     """(training part, held-out part) of the training split: a seeded random ``val_size`` images."""
     _check_val_size(len(train), val_size)
     perm = _draw(len(train), seed)
-    val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
-    return train.subset(train_idx.numpy()), train.subset(val_idx.numpy())
+    return train.subset(np.sort(perm[val_size:])), train.subset(np.sort(perm[:val_size]))
 
 
 def fewer_training_images(data, n: int, seed: int):

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from wrn_deploy.data import for_card
 from wrn_deploy.errors import UserError
@@ -39,8 +39,9 @@ def choose(card, data: str | None, data_dir, size: int, seed: int, split: str = 
     if size >= len(pool):
         raise UserError(f"--calib-size {size} leaves no {split} images for the accuracy guard "
                         f"({len(pool)} available)")
-    perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
-    calib = pool.subset(perm[:size].sort().values)
+    from wrn_deploy.data.permutation import randperm
+
+    calib = pool.subset(np.sort(randperm(len(pool), seed)[:size]))
     seen = set(calib.ids)
     guard = held_out.subset([i for i, k in enumerate(held_out.ids) if k not in seen])
     return CalibrationData(calib, guard, pool.identity, split)
