@@ -346,3 +346,17 @@ def test_openvino_computes_what_the_openvino_form_says(tmp_path):
     by_ort = session.run(None, {session.get_inputs()[0].name: images})[0]
     span = float(np.ptp(ort.InferenceSession(str(pre)).run(None, {session.get_inputs()[0].name: images})[0]))
     assert np.abs(by_openvino - by_ort).max() <= 0.02 * span
+
+
+def test_openvino_calibration_gives_ranges_for_the_quantized_tensors_only(tmp_path):
+    """The histogram methods collect only what the form quantizes (about half of every Conv, Add
+    and pool tensor): the ranges file names exactly those tensors."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    from wrn_deploy.quant.collect import tensor_chunks
+    from wrn_deploy.quant.openvino_form import quantized_tensors
+
+    pre = _export("wrn-10-1", tmp_path)
+    spec = qdq.QuantSpec("openvino", "percentile")
+    qdq.calibrate(pre, tensor_chunks(torch.rand(8, 3, 32, 32)), spec, tmp_path / "r.json")
+    assert set(load_tensors_data(str(tmp_path / "r.json")).data) == quantized_tensors(onnx.load(str(pre)))

@@ -70,6 +70,11 @@ def plan(model) -> list:
     return units
 
 
+def quantized_tensors(model) -> set:
+    """The float tensors the form puts a pair on (those calibration must give ranges for)."""
+    return {t for u in plan(model) for t in u.activations}
+
+
 def _before_shape_ops(tensor: str, producer: dict) -> str:
     """The tensor a Reshape/Flatten chain starts from (NNCF quantizes the pooled tensor, not the
     reshaped one: the same values)."""

@@ -107,6 +107,7 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
     import contextlib
     import io
 
+    import onnx
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     from wrn_deploy.quant import collect
@@ -127,6 +128,11 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
     with scratch_dir("calibrate") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(Path(model_path), ops, augmented_model_path=f"{tmp}/augmented.onnx",
                                        calibrate_method=_method(spec.method), extra_options=extra)
+        if spec.target == "openvino" and spec.method != "minmax":  # only the tensors the form quantizes: half the work
+            from wrn_deploy.quant.openvino_form import quantized_tensors
+
+            needed = quantized_tensors(onnx.load(str(model_path), load_external_data=False))
+            calibrator.tensors_to_calibrate = {t for t in calibrator.tensors_to_calibrate if t in needed}
         if spec.method == "minmax":  # reduced to a min and a max per batch inside the graph
             calibrator.collect_data(calibration_reader(chunks(collect.MAX_BATCH), calibrator))
             ranges = calibrator.compute_data()
@@ -143,9 +149,8 @@ def quantize(fp32_path: Path, out_path: Path, spec: QuantSpec, ranges_path: Path
     import io
     import logging
 
-    from onnxruntime.quantization import quantize_static
-
     import onnx
+    from onnxruntime.quantization import quantize_static
 
     from wrn_deploy.quant import placement
 
