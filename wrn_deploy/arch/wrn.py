@@ -59,6 +59,8 @@ class WideResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if self.stem.weight.is_meta:  # built to load a checkpoint into: nothing to draw, and
+            return                     # torch.nn.init would import torch._dynamo (2 s) to do nothing
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # He/MSRA
