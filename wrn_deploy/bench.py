@@ -123,6 +123,8 @@ def _client(conn, urls: dict, model: str, images: np.ndarray, batch: int, k: int
     one line. Imports only NumPy and tritonclient (no torch), so it starts fast."""
     import importlib
 
+    from wrn_deploy.data.preprocess import to_pixels
+
     try:
         from tritonclient.utils import triton_to_np_dtype
 
@@ -134,7 +136,7 @@ def _client(conn, urls: dict, model: str, images: np.ndarray, batch: int, k: int
             inp, out = meta["inputs"][0], meta["outputs"][0]
             dtype = np.dtype(triton_to_np_dtype(inp["datatype"]))
             # images are in [0, 1]; a raw-pixel (UINT8) input takes them as 0-255
-            x = np.round(images * 255).astype(dtype) if dtype == np.uint8 else images.astype(dtype)
+            x = to_pixels(images) if dtype == np.uint8 else images.astype(dtype)
             clients[protocol] = (lib, client, inp, out, x)
         sent = {p: 0 for p in clients}
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wrn_deploy.data.permutation import randperm
+from wrn_deploy.data.preprocess import unit_float
 from wrn_deploy.data.sources import (
     TensorSplit,
     find_split_dir,
@@ -47,7 +49,7 @@ class Dataset:
             return None, None
         train, val = _hold_out(self.full_train, self.val_size, self.split_seed)
         if self.train_images is not None:
-            train = train.subset(np.sort(_draw(len(train), self.train_seed)[:self.train_images]))
+            train = train.subset(np.sort(randperm(len(train), self.train_seed)[:self.train_images]))
         return train, val
 
     @property
@@ -123,13 +125,6 @@ def _raw(name: str, data_dir: Path | None, progress: bool, skip_bad: bool, decod
     return train, test, classes, "torchvision", 0, {"train": train.digest(), "test": test.digest()}, None
 
 
-def _draw(n: int, seed: int) -> np.ndarray:
-    """A seeded permutation of ``n``: torch's, number for number (``data.permutation``)."""
-    from wrn_deploy.data.permutation import randperm
-
-    return randperm(n, seed)
-
-
 def _check_val_size(n: int, val_size: int) -> None:
     if not 0 < val_size < n:
         raise UserError(f"--val-size must be between 1 and {n - 1} for this dataset, got {val_size}")
@@ -138,7 +133,7 @@ def _check_val_size(n: int, val_size: int) -> None:
 def _hold_out(train, val_size: int, seed: int) -> tuple:
     """(training part, held-out part) of the training split: a seeded random ``val_size`` images."""
     _check_val_size(len(train), val_size)
-    perm = _draw(len(train), seed)
+    perm = randperm(len(train), seed)  # torch's, number for number (data.permutation)
     return train.subset(np.sort(perm[val_size:])), train.subset(np.sort(perm[:val_size]))
 
 
@@ -237,8 +232,8 @@ class Selection:
         (a folder's decoded once, at the first ask); large ones are decoded a batch at a time, by
         torch's DataLoader. Float copies of them all exist only if the caller keeps them."""
         if isinstance(self.part, TensorSplit) or self.part.small:
-            for i in range(0, len(self), n):  # the same float32 division as torchvision's ToTensor
-                yield self.part.images[i:i + n].astype(np.float32) / np.float32(255)
+            for i in range(0, len(self), n):
+                yield unit_float(self.part.images[i:i + n])
             return
         from wrn_deploy.data.batches import batches
 

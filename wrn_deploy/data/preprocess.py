@@ -7,7 +7,20 @@ on a PIL image), then ``CenterCrop(input_size)``; without a resize the image mus
 card fields, and examples/triton_client.py calls ``image_tensor`` here: no other copy.
 """
 
+import numpy as np
+
 from wrn_deploy.errors import UserError
+
+
+def unit_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels (0-255) as float32 in [0, 1]: the same division torchvision's ``ToTensor`` makes."""
+    return pixels.astype(np.float32) / np.float32(255)
+
+
+def to_pixels(images: np.ndarray) -> np.ndarray:
+    """Float images in [0, 1] as uint8 0-255, rounded: exactly the bytes of 8-bit pixels that
+    ``unit_float`` divided."""
+    return np.clip(np.rint(images * np.float32(255)), 0, 255).astype(np.uint8)
 
 
 def transform(card):

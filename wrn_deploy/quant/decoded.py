@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from wrn_deploy.data.preprocess import to_pixels, unit_float
 from wrn_deploy.data.sources import TensorSplit
 from wrn_deploy.limits import BATCH, DECODED_KEEP_BYTES, DECODED_KEEP_ENTRIES
 
@@ -39,7 +40,7 @@ def uint8_images(selection) -> np.ndarray:
     if part.small:
         images = part.images
     else:
-        images = np.concatenate([np.rint(x * np.float32(255)).astype(np.uint8) for x in selection.chunks(BATCH)])
+        images = np.concatenate([to_pixels(x) for x in selection.chunks(BATCH)])
     _keep(k, images)
     return images
 
@@ -72,7 +73,7 @@ def calibration_chunks(selection):
 
     def chunks(n: int):
         for i in range(0, len(images), n):
-            yield images[i:i + n].astype(np.float32) / np.float32(255)  # torchvision's ToTensor division
+            yield unit_float(images[i:i + n])
     return chunks
 
 

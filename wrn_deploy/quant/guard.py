@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from wrn_deploy.data.preprocess import unit_float
 from wrn_deploy.limits import BATCH
 from wrn_deploy.parity.stats import Paired, paired, top1
 from wrn_deploy.runners.ort_runner import OrtRunner
@@ -78,7 +79,7 @@ def logits(path, images, runtime: str = "onnxruntime") -> np.ndarray:
     from wrn_deploy.runners.openvino_runner import OpenVinoRunner
 
     with (OpenVinoRunner(path) if runtime == "openvino" else OrtRunner(path)) as runner:
-        return np.concatenate([runner.infer(images[i:i + BATCH].astype(np.float32) / np.float32(255))
+        return np.concatenate([runner.infer(unit_float(images[i:i + BATCH]))
                                for i in range(0, len(images), BATCH)])
 
 

@@ -23,7 +23,9 @@ def as_input(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Images in [0, 1] as the model's input type: a raw-pixel (UINT8) input gets 0-255, rounded,
     which gives back exactly the bytes of an 8-bit image that was divided by 255."""
     if dtype == np.uint8:
-        return np.clip(np.rint(images * np.float32(255)), 0, 255).astype(np.uint8)
+        from wrn_deploy.data.preprocess import to_pixels
+
+        return to_pixels(images)
     return np.asarray(images, dtype=dtype)
 
 

@@ -36,12 +36,14 @@ class TritonPythonModel:
     def execute(self, requests):
         import triton_python_backend_utils as pb_utils
 
+        from wrn_deploy.data.preprocess import unit_float
+
         arrays = [pb_utils.get_input_tensor_by_name(r, self.input).as_numpy() for r in requests]
         sizes = [len(a) for a in arrays]
         try:
             batch = np.concatenate(arrays)
             # the runner takes [0, 1]; a raw-pixel input's bytes go back to 0-255 exactly inside it
-            batch = batch.astype(np.float32) / np.float32(255 if batch.dtype == np.uint8 else 1)
+            batch = unit_float(batch) if batch.dtype == np.uint8 else batch.astype(np.float32)
             logits = self.runner.infer(batch).astype(self.out_dtype)
         except Exception as e:  # noqa: BLE001 - every request gets the error, the server stays up
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))) for _ in requests]
