@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import wrn_deploy
 from tests.conftest import run_cli
 from wrn_deploy.cli import cli
 
@@ -10,7 +11,7 @@ COMMANDS = sorted(cli.commands)
 
 def test_help_and_version():
     assert "Wide Residual Networks" in run_cli("--help", process=True).stdout
-    assert run_cli("--version").stdout.strip().endswith("0.4.0")
+    assert run_cli("--version").stdout.strip().endswith(wrn_deploy.__version__)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

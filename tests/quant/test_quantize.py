@@ -94,6 +94,28 @@ def test_fp32_rest_and_cpu_target(trained_onnx, tmp_path):
     f = _qdq_facts(tmp_path / "cpu.onnx")
     assert any(k.startswith("zero uint8") for k in f)                  # U8 activations
     assert any(k.startswith("dq feeds Add") or k.startswith("dq feeds Relu") for k in f)
+    _check_cpu_form_weights_and_arithmetic(tmp_path / "cpu.onnx")
+
+
+def _check_cpu_form_weights_and_arithmetic(path) -> None:
+    """Every weight within ±64, so that ONNX Runtime's integer kernels compute what the Q/DQ graph
+    says on every x86 CPU: without VNNI they add pairs of u8 x s8 products in 16 bits, which
+    2 x 255 x 127 overflows (the README's WRN-16-1 lost 0.65 points that way on an AVX2 EPYC)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    weights = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer
+               if i.data_type == onnx.TensorProto.INT8]
+    assert weights and max(int(np.abs(w).max()) for w in weights) == 64
+    x = np.random.default_rng(0).random((16, 3, 32, 32), dtype=np.float32)
+    runs = []
+    for level in (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, ort.GraphOptimizationLevel.ORT_DISABLE_ALL):
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level, opts.log_severity_level = level, 3
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        runs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
+    integer, exact = runs  # QLinearConv kernels; each DequantizeLinear feeding a float Conv
+    assert np.abs(integer - exact).max() <= 0.02 * (exact.max() - exact.min())
 
 
 def test_guard_leaves_the_most_sensitive_layers_in_float(trained_onnx, tmp_path):
