@@ -45,6 +45,10 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
+    if not args.checkpoint.is_file():
+        raise SystemExit(f"{args.checkpoint} is not a file")
+    if args.out.exists():
+        raise SystemExit(f"{args.out} exists")
     import torch
     from safetensors.torch import load_file
 
@@ -52,7 +56,7 @@ def main() -> None:
     state = {k[len("model."):]: v for k, v in load_file(str(args.checkpoint)).items() if k.startswith("model.")}
     blocks = {int(k.split(".")[1]) for k in state if k.startswith("blocks.")}
     per_group = len(blocks) // 3
-    args.out.mkdir(parents=True, exist_ok=False)
+    args.out.mkdir(parents=True)
     for layout, name in (("xternalz", "model_best.pth.tar"), ("szagoruyko", "model.pt7")):
         port = {key: state[k] for k in sorted(state) if (key := port_key(k, layout, per_group)) is not None}
         if layout == "xternalz":

@@ -137,3 +137,26 @@ def test_options_override_every_other_source(tmp_path):
     run_cli("import", src, "--from", "xternalz", "--data", "cifar10", "--resize", "none", "-o",
             tmp_path / "w.safetensors", "--force")
     assert read_card(tmp_path / "w.safetensors").preprocess == Preprocess(None, "bilinear")
+
+
+@pytest.mark.parametrize("layout", ["xternalz", "szagoruyko"])
+def test_the_worked_examples_port_writer_is_the_imports_inverse(layout):
+    """examples/port_checkpoints.py (docs/import.md's worked example) names every wrn-deploy weight as
+    the port does: importing renames each name back to the weight it came from."""
+    import importlib.util
+    from pathlib import Path
+
+    from wrn_deploy.arch import create_model
+    from wrn_deploy.foreign.layouts import LAYOUTS, rename
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "port_checkpoints.py"
+    spec = importlib.util.spec_from_file_location("port_checkpoints", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    keys = create_model(f"wrn-{DEPTH}-{WIDTH}", num_classes=CLASSES).state_dict()
+    named = {k: example.port_key(k, layout, N) for k in keys}
+    dropped = {k for k, v in named.items() if v is None}
+    assert dropped == ({k for k in keys if k.endswith("num_batches_tracked")} if layout == "szagoruyko" else set())
+    assert {rename(v, LAYOUTS[layout], N): k for k, v in named.items() if v is not None} == \
+        {k: k for k in keys if k not in dropped}
+    assert set(port_state(layout)) == {v for v in named.values() if v is not None}

@@ -62,3 +62,31 @@ def test_onnxruntime_spin_waiting_is_off_unless_asked(checkpoint, tmp_path):
         got[spin] += (logits.round(4).tolist(),)
     assert got[None][:2] == ("0", 1) and got[True][0] == "1" and got[False][0] == "0"
     assert got[None][2] == got[True][2] == got[False][2]  # the setting changes waiting, not answers
+
+
+def _tiny_graph(float_type) -> bytes:
+    """x + DequantizeLinear(int8 weights) in ``float_type``: the smallest Q/DQ graph."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    dtype = np.float16 if float_type == TensorProto.FLOAT16 else np.float32
+    inits = [numpy_helper.from_array(np.array([1, -2, 3, 127], dtype=np.int8), "q"),
+             numpy_helper.from_array(np.array(0.5, dtype=dtype), "scale")]
+    nodes = [helper.make_node("DequantizeLinear", ["q", "scale"], ["w"]), helper.make_node("Add", ["x", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", float_type, [1, 4])],
+                              [helper.make_tensor_value_info("y", float_type, [1, 4])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]).SerializeToString()
+
+
+@pytest.mark.parametrize("fp16", [True, False])
+def test_qdq_graphs_with_an_fp16_remainder_run_as_written_on_the_cpu(fp16):
+    """ONNX Runtime's CPU optimizer rewrites Q/DQ graphs with FP16 tensors wrongly (docs/int8.md), so
+    the runner turns it off for them, and only for them."""
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    runner = OrtRunner(_tiny_graph(TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT))
+    with runner:
+        level = runner.session.get_session_options().graph_optimization_level
+        out = runner.session.run(None, {"x": np.zeros((1, 4), dtype=np.float16 if fp16 else np.float32)})[0]
+    assert (level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL) is fp16
+    assert out.tolist() == [[0.5, -1.0, 1.5, 63.5]]
