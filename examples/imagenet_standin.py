@@ -27,6 +27,7 @@ CIFAR_FOLDER holds ``train/<class>/*`` and ``test/<class>/*`` images (the extrac
 """
 
 import argparse
+import shutil
 from pathlib import Path
 
 # CIFAR-10 class -> (ILSVRC2012 WordNet id, its words as LOC_synset_mapping.txt has them). Sorted by
@@ -44,6 +45,8 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, as torch
 
 
 def _images(cifar: Path, split: str, cls: str) -> list:
+    if not (cifar / split / cls).is_dir():
+        raise SystemExit(f"{cifar / split / cls} is not a folder (--cifar: CIFAR-10 as train/<class>/, test/<class>/)")
     files = sorted(p for p in (cifar / split / cls).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not files:
         raise SystemExit(f"no images in {cifar / split / cls}")
@@ -61,14 +64,18 @@ def make_folder(cifar: Path, out: Path, train_per_class: int, val_per_class: int
         raise SystemExit(f"{out} exists")
     if train_per_class > FIT_FIRST:
         raise SystemExit(f"at most {FIT_FIRST} training images a class (the rest are the stand-in's fit images)")
+    sources = {(cls, split): _images(cifar, split, cls) for cls in CLASSES for split in ("train", "test")}
+    part = out.with_name(out.name + ".part")  # renamed into place when complete
+    shutil.rmtree(part, ignore_errors=True)
     k = 0
     for cls, (wnid, _) in CLASSES.items():
         for split, source, n in (("train", "train", train_per_class), ("val", "test", val_per_class)):
-            (out / split / wnid).mkdir(parents=True)
-            for i, path in enumerate(_images(cifar, source, cls)[:n]):
-                _upscaled(path, k).save(out / split / wnid / f"{wnid}_{i}.JPEG", format="JPEG", quality=90)
+            (part / split / wnid).mkdir(parents=True)
+            for i, path in enumerate(sources[cls, source][:n]):
+                _upscaled(path, k).save(part / split / wnid / f"{wnid}_{i}.JPEG", format="JPEG", quality=90)
                 k += 1
-    (out / "LOC_synset_mapping.txt").write_text("".join(f"{w} {words}\n" for w, words in CLASSES.values()))
+    (part / "LOC_synset_mapping.txt").write_text("".join(f"{w} {words}\n" for w, words in CLASSES.values()))
+    part.rename(out)
 
 
 def _fit_images(cifar: Path, per_class: int, size: int) -> tuple:
@@ -129,7 +136,8 @@ def make_model(cifar: Path, out: Path, per_class: int, epochs: int, timm_out: Pa
     model = torchvision.models.wide_resnet50_2(num_classes=len(CLASSES))
     images, labels = _fit_images(cifar, per_class, RESIZE)
     train(model, images, labels, INPUT_SIZE, epochs)
-    torch.save(model.state_dict(), out)
+    torch.save(model.state_dict(), out.with_name(out.name + ".part"))
+    out.with_name(out.name + ".part").rename(out)
     print(f"wrote {out}")
     if timm_out is not None:
         import timm
@@ -137,7 +145,9 @@ def make_model(cifar: Path, out: Path, per_class: int, epochs: int, timm_out: Pa
 
         twin = timm.create_model("wide_resnet50_2", num_classes=len(CLASSES))
         twin.load_state_dict(model.state_dict())
-        save_file({k: v.contiguous() for k, v in twin.state_dict().items()}, str(timm_out))
+        part = timm_out.with_name(timm_out.name + ".part")
+        save_file({k: v.contiguous() for k, v in twin.state_dict().items()}, str(part))
+        part.rename(timm_out)
         print(f"wrote {timm_out} (the same weights as timm's wide_resnet50_2, timm's safetensors)")
 
 
