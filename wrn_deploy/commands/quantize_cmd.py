@@ -22,8 +22,8 @@ from wrn_deploy.commands.options import (Finite, allow_other_data_option, calib_
                    "which has no percentile].")
 @click.option("--percentile", type=Finite(90, 100), default=limits.CALIB_PERCENTILE, show_default=True)
 @click.option("--target", type=click.Choice(["tensorrt", "cpu", "openvino"]), default="tensorrt", show_default=True,
-              help="tensorrt: symmetric S8S8 Q/DQ where --placement says; cpu: U8S8 (weights within +-64), every op (fastest in ORT); "
-                   "openvino: symmetric U8/S8 where NNCF places them (fastest in OpenVINO).")
+              help="tensorrt: symmetric S8S8 Q/DQ where --placement says; cpu: U8S8 (weights within +-64), "
+                   "every op (fastest in ORT); openvino: symmetric U8/S8 where NNCF places them (fastest in OpenVINO).")
 @click.option("--rest", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="tensorrt target: precision of the unquantized remainder.")
 @click.option("--placement", type=click.Choice(["fusion", "conv"]), default="fusion", show_default=True,

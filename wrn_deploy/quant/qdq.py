@@ -1,6 +1,6 @@
 """Explicit-quantization ONNX through ONNX Runtime's quantization tools (which run on the CPU).
 
-Two targets:
+Three targets:
 - ``tensorrt``: what TensorRT's explicit quantization needs: signed INT8, symmetric (zero point 0),
   per-output-channel weight scales (axis 0), per-tensor activation scales, float biases. Where the
   pairs go is the placement (``placement.py``): ``fusion`` (default) quantizes the Conv inputs and
