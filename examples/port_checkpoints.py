@@ -14,8 +14,11 @@ import argparse
 import re
 from pathlib import Path
 
-_XTERNALZ = {"bns.0": "bn1", "convs.0": "conv1", "bns.1": "bn2", "convs.1": "conv2", "shortcut": "convShortcut"}
-_SZAGORUYKO = {"bns.0": "bn0", "convs.0": "conv0", "bns.1": "bn1", "convs.1": "conv1", "shortcut": "convdim"}
+from wrn_deploy.foreign.layouts import SZAGORUYKO_PARTS, XTERNALZ_PARTS
+
+# wrn-deploy's block part -> the port's name for it: the import's tables, inverted
+_XTERNALZ = {ours: theirs for theirs, ours in XTERNALZ_PARTS.items()}
+_SZAGORUYKO = {ours: theirs for theirs, ours in SZAGORUYKO_PARTS.items()}
 
 
 def port_key(key: str, layout: str, blocks_per_group: int) -> str | None:

@@ -108,8 +108,8 @@ def check_claim(arch: str | None, held: str, source) -> str:
 
 
 # -- renaming ------------------------------------------------------------------------------------------
-_XTERNALZ_PARTS = {"bn1": "bns.0", "conv1": "convs.0", "bn2": "bns.1", "conv2": "convs.1", "convShortcut": "shortcut"}
-_SZAGORUYKO_PARTS = {"bn0": "bns.0", "conv0": "convs.0", "bn1": "bns.1", "conv1": "convs.1", "convdim": "shortcut"}
+XTERNALZ_PARTS = {"bn1": "bns.0", "conv1": "convs.0", "bn2": "bns.1", "conv2": "convs.1", "convShortcut": "shortcut"}
+SZAGORUYKO_PARTS = {"bn0": "bns.0", "conv0": "convs.0", "bn1": "bns.1", "conv1": "convs.1", "convdim": "shortcut"}
 
 
 def rename(key: str, layout: Layout, blocks_per_group: int) -> str:
@@ -120,11 +120,11 @@ def rename(key: str, layout: Layout, blocks_per_group: int) -> str:
     if layout.name == "xternalz":
         top = {"conv1.weight": "stem.weight"}
         block = re.fullmatch(r"block([123])\.layer\.(\d+)\.(\w+)\.(\w+)", key)
-        group_base, parts, final = 1, _XTERNALZ_PARTS, "bn1."
+        group_base, parts, final = 1, XTERNALZ_PARTS, "bn1."
     else:
         top = {"conv0": "stem.weight"}
         block = re.fullmatch(r"group([012])\.block(\d+)\.(\w+?)(?:\.(\w+))?", key)
-        group_base, parts, final = 0, _SZAGORUYKO_PARTS, "bn."
+        group_base, parts, final = 0, SZAGORUYKO_PARTS, "bn."
     if key in top:
         return top[key]
     if key.startswith(final):
