@@ -138,6 +138,19 @@ def test_guard_leaves_the_most_sensitive_layers_in_float(trained_onnx, tmp_path)
     assert f["dq feeds Conv"] + f["dq feeds Gemm"] == 2 * convs_q and f["dq feeds Add"] == adds_q
 
 
+def test_guard_line_warns_when_agreement_is_below_the_eval_gate():
+    """The guard bounds the drop only: a drop within bounds with many flips both ways (one outlying
+    calibration image did that to a WRN-50-2, docs/import.md) gets a warning naming eval's gate."""
+    from wrn_deploy.limits import INT8_MIN_AGREEMENT
+    from wrn_deploy.quant.onnx_to_int8 import _guard_line
+
+    g = {"images": 422, "fp32_top1": 67.30, "int8_top1": 66.82, "drop": 0.47, "drop_ci95": (-2.84, 3.79),
+         "max_drop": 0.5, "agreement": 86.73}
+    low = _guard_line(g).splitlines()
+    assert len(low) == 2 and "86.73%" in low[1] and f"{INT8_MIN_AGREEMENT:g}%" in low[1]
+    assert len(_guard_line({**g, "agreement": INT8_MIN_AGREEMENT}).splitlines()) == 1
+
+
 @pytest.mark.parametrize("case", ["fp16 model", "not onnx", "tiny calib", "missing"])
 def test_bad_input(case, trained_onnx, tmp_path):
     model, extra = trained_onnx, []

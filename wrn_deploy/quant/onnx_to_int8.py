@@ -8,7 +8,7 @@ from pathlib import Path
 from wrn_deploy.card import FP32, Card, read_card
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import atomic_output, check_output, relative_to, scratch_dir, sha256_file, write_json
-from wrn_deploy.limits import CALIB_SIZE, INT8_MAX_DROP, guard_min_images
+from wrn_deploy.limits import CALIB_SIZE, INT8_MAX_DROP, INT8_MIN_AGREEMENT, guard_min_images
 from wrn_deploy.quant.qdq import QuantSpec
 
 
@@ -243,6 +243,13 @@ def format_report(rep: dict) -> str:
 def _guard_line(g: dict | None) -> str:
     if g is None:
         return "  guard: off (--no-guard): INT8 accuracy was not checked"
-    return (f"  guard on {g['images']} held-out training images: FP32 {g['fp32_top1']:.2f}%  INT8 {g['int8_top1']:.2f}%  "
+    line = (f"  guard on {g['images']} held-out training images: FP32 {g['fp32_top1']:.2f}%  INT8 {g['int8_top1']:.2f}%  "
             f"drop {g['drop']:+.2f} pts (95% CI {g['drop_ci95'][0]:+.2f}, {g['drop_ci95'][1]:+.2f}; max {g['max_drop']})  "
             f"agreement {g['agreement']:.2f}%")
+    if g["agreement"] < INT8_MIN_AGREEMENT:
+        # The guard bounds the drop only; eval's gate also asks for agreement. A drop within bounds with
+        # many flips both ways is how one outlying calibration image (a range stretched 40x) showed up.
+        line += (f"\n  warning: INT8 agrees with FP32 on only {g['agreement']:.2f}% of these images (eval's INT8 gate "
+                 f"asks {INT8_MIN_AGREEMENT:g}%); a calibration image with outlying activations can stretch a range: "
+                 "compare --method entropy (docs/import.md)")
+    return line
