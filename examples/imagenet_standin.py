@@ -29,6 +29,7 @@ CIFAR_FOLDER holds ``train/<class>/*`` and ``test/<class>/*`` images (the extrac
 
 import argparse
 import shutil
+import tempfile
 from pathlib import Path
 
 # CIFAR-10 class -> (ILSVRC2012 WordNet id, its words as LOC_synset_mapping.txt has them). Sorted by
@@ -61,13 +62,30 @@ def _upscaled(path: Path, k: int):
 
 
 def make_folder(cifar: Path, out: Path, train_per_class: int, val_per_class: int) -> None:
+    from wrn_deploy.fileio import umask
+
     if out.exists():
         raise SystemExit(f"{out} exists")
     if train_per_class > FIT_FIRST:
         raise SystemExit(f"at most {FIT_FIRST} training images a class (the rest are the stand-in's fit images)")
+    if not out.parent.is_dir():
+        raise SystemExit(f"output folder {out.parent} does not exist")
     sources = {(cls, split): _images(cifar, split, cls) for cls in CLASSES for split in ("train", "test")}
-    part = out.with_name(out.name + ".part")  # renamed into place when complete
-    shutil.rmtree(part, ignore_errors=True)
+    # Written under a private name and renamed into place when complete: an interrupted or a second run
+    # at the same time leaves no half folder under OUT's name and removes nothing of another's.
+    part = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_folder(part, sources, train_per_class, val_per_class)
+        part.chmod(0o777 & ~umask())  # mkdtemp's 0700 would hide the folder from other users
+        try:
+            part.rename(out)
+        except OSError:
+            raise SystemExit(f"{out} appeared while this ran (another run?)") from None
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+
+
+def _write_folder(part: Path, sources: dict, train_per_class: int, val_per_class: int) -> None:
     k = 0
     for cls, (wnid, _) in CLASSES.items():
         for split, source, n in (("train", "train", train_per_class), ("val", "test", val_per_class)):
@@ -76,7 +94,6 @@ def make_folder(cifar: Path, out: Path, train_per_class: int, val_per_class: int
                 _upscaled(path, k).save(part / split / wnid / f"{wnid}_{i}.JPEG", format="JPEG", quality=90)
                 k += 1
     (part / "LOC_synset_mapping.txt").write_text("".join(f"{w} {words}\n" for w, words in CLASSES.values()))
-    part.rename(out)
 
 
 def _fit_images(cifar: Path, per_class: int, size: int) -> tuple:
