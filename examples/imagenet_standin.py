@@ -3,7 +3,9 @@ ImageNet-style folder to run it on; both for the worked examples in docs/import.
 
 ``folder`` writes ``OUT/train/<wnid>/*.JPEG``, ``OUT/val/<wnid>/*.JPEG`` and ``LOC_synset_mapping.txt``
 (the words of each WordNet id, as Kaggle's file has them) from five CIFAR-10 classes mapped onto the
-ILSVRC2012 class of the same thing, upscaled to ImageNet-like sizes.
+ILSVRC2012 class of the same thing, upscaled to ImageNet-like sizes. Validation images are CIFAR-10
+test images, then, past the ~100 a class that ``shared`` holds, CIFAR-10 training images that
+neither the folder's training part nor the stand-in's fit images use.
 
 ``model`` trains torchvision's ``wide_resnet50_2`` for those five classes from its own random
 initialisation (fixed seed) at 64 pixels: plain PyTorch, SGD, random crops and flips, 3 epochs on
@@ -85,12 +87,22 @@ def make_folder(cifar: Path, out: Path, train_per_class: int, val_per_class: int
         shutil.rmtree(part, ignore_errors=True)
 
 
+def _val_sources(sources: dict, cls: str, train_per_class: int, n: int) -> list:
+    """The test images, then the training images between the folder's and the fit images."""
+    val = (sources[cls, "test"] + sources[cls, "train"][train_per_class:FIT_FIRST])[:n]
+    if len(val) < n:
+        raise SystemExit(f"at most {len(val)} validation images of {cls} (its test images, and the training images "
+                         f"from {train_per_class} to {FIT_FIRST}); lower --val-per-class")
+    return val
+
+
 def _write_folder(part: Path, sources: dict, train_per_class: int, val_per_class: int) -> None:
+    val = {cls: _val_sources(sources, cls, train_per_class, val_per_class) for cls in CLASSES}  # checked first
     k = 0
     for cls, (wnid, _) in CLASSES.items():
-        for split, source, n in (("train", "train", train_per_class), ("val", "test", val_per_class)):
+        for split, files in (("train", sources[cls, "train"][:train_per_class]), ("val", val[cls])):
             (part / split / wnid).mkdir(parents=True)
-            for i, path in enumerate(sources[cls, source][:n]):
+            for i, path in enumerate(files):
                 _upscaled(path, k).save(part / split / wnid / f"{wnid}_{i}.JPEG", format="JPEG", quality=90)
                 k += 1
     (part / "LOC_synset_mapping.txt").write_text("".join(f"{w} {words}\n" for w, words in CLASSES.values()))

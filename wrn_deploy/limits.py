@@ -46,7 +46,10 @@ VERIFY_IMAGES = 256         # test images an export is verified on
 # -- calibration ----------------------------------------------------------------------------------
 CALIB_SIZE = 512            # images that set the activation ranges
 CALIB_MIN_IMAGES = 16       # fewer gives ranges that depend on a handful of images
-CALIB_PERCENTILE = 99.99    # the default percentile method's cut (measured best here: docs/int8.md)
+CALIB_METHODS = ("percentile", "image-percentile", "entropy", "minmax")
+CALIB_METHOD = "image-percentile"  # how activation ranges are chosen, unless told (measured: docs/int8.md)
+CALIB_PERCENTILE = 99.99    # the percentile method's cut of the pooled values (docs/int8.md)
+CALIB_IMAGE_PERCENTILE = 98  # the image-percentile method's cut of the images' own extremes (docs/int8.md)
 # Decoded calibration and guard images kept (uint8) for the next quantize step of the process
 # (quant/decoded.py): the pipeline quantizes one model for two or three targets on the same images.
 # 1 GiB holds 512 calibration and 4,488 guard images at 224 px (ImageNet's default 5,000 held out),

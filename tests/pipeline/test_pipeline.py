@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 from tests.pipeline.conftest import FAST, report, statuses
+from wrn_deploy.limits import CALIB_METHOD
 
 ONNX = ("fp32", "fp16", "int8", "int8-cpu")
 # OpenVINO rows, where the openvino package is installed (the pipeline adds none elsewhere)
@@ -47,6 +48,7 @@ def test_first_run_scores_every_artifact_against_one_reference(first_run):
         (out / "report.md").read_text()
     manifest = out / rep["calibration"]["manifest"]
     assert manifest.is_file() and json.loads(manifest.read_text())["size"] == 64
+    assert json.loads(manifest.read_text())["method"] == rep["calibration"]["method"] == CALIB_METHOD
     text = (out / "report.md").read_text()
     for name in ONNX:
         assert f"| {name} | onnxruntime-cpu |" in text
@@ -88,8 +90,8 @@ def test_a_rerun_with_nothing_changed_reuses_every_step(copy_of_run):
 def test_a_changed_option_or_file_reruns_only_what_depends_on_it(copy_of_run):
     with open(copy_of_run / "model.fp16.onnx", "ab") as f:  # an artifact edited behind the pipeline's back
         f.write(b"\0")
-    args = [a if a != "64" else "96" for a in FAST]  # and --calib-size 96
-    st = statuses(run_cli("pipeline", *args, "--no-triton", "-o", copy_of_run).stdout)
+    args = [a if a != "64" else "96" for a in FAST]  # and --calib-size 96, with the pooled percentile
+    st = statuses(run_cli("pipeline", *args, "--calib-method", "percentile", "--no-triton", "-o", copy_of_run).stdout)
     ov = {f"{k}-int8-openvino" for k in ("quantize", "eval", "bench")} if OPENVINO else set()
     assert {s for s, v in st.items() if v == "done"} == {
         "quantize-int8", "quantize-int8-cpu", "eval-int8", "eval-int8-cpu", "bench-int8", "bench-int8-cpu",
@@ -97,7 +99,10 @@ def test_a_changed_option_or_file_reruns_only_what_depends_on_it(copy_of_run):
     # The export is byte-reproducible: the FP16 file made again is the one already scored and timed.
     assert {s for s, v in st.items() if v == "cached"} >= {"train", "export-fp32", "reference", "eval-fp32",
                                                            "eval-fp16", "bench-fp16"}, st
-    assert report(copy_of_run)["calibration"]["images"] == 96
+    calibration = report(copy_of_run)["calibration"]
+    assert calibration["images"] == 96 and calibration["method"] == "percentile"
+    assert "-tensorrt-fusion-percentile99.99-96-" in calibration["manifest"]
+    assert "split, percentile ranges, manifest" in (copy_of_run / "report.md").read_text()
 
 
 def test_a_failed_step_is_reported_and_loses_nothing(copy_of_run, monkeypatch):

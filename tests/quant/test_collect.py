@@ -116,7 +116,8 @@ def test_peak_memory_is_flat_from_128_to_2048_images(tmp_path):
 
 
 @pytest.mark.parametrize("target,method", [("tensorrt", "minmax"), ("cpu", "minmax"), ("tensorrt", "percentile"),
-                                           ("cpu", "percentile")])
+                                           ("cpu", "percentile"), ("tensorrt", "image-percentile"),
+                                           ("cpu", "image-percentile")])
 def test_calibrate_writes_a_range_for_every_calibrated_tensor(tmp_path, target, method):
     from onnxruntime.quantization.calibrate import load_tensors_data
 
@@ -128,3 +129,56 @@ def test_calibrate_writes_a_range_for_every_calibrated_tensor(tmp_path, target, 
     for name, data in ranges.items():
         lo, hi = (float(np.asarray(v).reshape(-1)[0]) for v in data.range_value)
         assert lo <= hi and np.isfinite([lo, hi]).all(), name
+
+
+def _ranges(model, method, x, target="tensorrt") -> dict:
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    out = model.parent / f"r-{method}-{target}-{len(x)}.json"
+    qdq.calibrate(model, collect.tensor_chunks(x), qdq.QuantSpec(target, method, placement="conv"), out)
+    return {n: tuple(float(np.asarray(v).reshape(-1)[0]) for v in d.range_value)
+            for n, d in load_tensors_data(out).items()}
+
+
+def _one_image_ranges(model, x, tmp) -> list:
+    """ONNX Runtime's own min-max calibrator run on each image alone: [{tensor: (min, max)}]."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
+
+    out = []
+    for i in range(len(x)):
+        cal = create_calibrator(model, None, augmented_model_path=str(tmp / "aug-one.onnx"),
+                                calibrate_method=CalibrationMethod.MinMax)
+        cal.collect_data(_reader(x[i:i + 1], 1))
+        out.append({n: tuple(float(np.asarray(v).reshape(-1)[0]) for v in d.range_value)
+                    for n, d in cal.compute_data().items()})
+    return out
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "cpu"])
+def test_image_percentile_is_a_percentile_of_each_images_own_extremes(tmp_path, target):
+    from wrn_deploy.limits import CALIB_IMAGE_PERCENTILE
+
+    model = _model(tmp_path / "m.onnx")
+    x = _images(30)
+    per_image = _one_image_ranges(model, x, tmp_path)
+    got = _ranges(model, "image-percentile", x, target)
+    assert {"images", "c2"} <= set(got) and set(got) <= set(per_image[0])
+    k = int(CALIB_IMAGE_PERCENTILE / 100 * (len(x) - 1))  # the image's rank, rounded towards the middle
+    assert k < len(x) - 1
+    for name, (lo, hi) in got.items():
+        want_lo = sorted(r[name][0] for r in per_image)[len(x) - 1 - k]
+        want_hi = sorted(r[name][1] for r in per_image)[k]
+        if target == "tensorrt":
+            want_lo, want_hi = -max(abs(want_lo), abs(want_hi)), max(abs(want_lo), abs(want_hi))
+        assert np.allclose((lo, hi), (want_lo, want_hi), rtol=1e-6), name
+
+
+def test_one_outlying_image_sets_the_percentile_but_not_the_image_percentile(tmp_path):
+    model = _model(tmp_path / "m.onnx")
+    x = _images(40)
+    odd = x.copy()
+    odd[7] *= 60  # one image whose activations are far out of line with the others'
+    widest = _ranges(model, "minmax", x)["c2"][1]  # the widest range of the 40 ordinary images
+    assert _ranges(model, "image-percentile", odd)["c2"][1] <= widest
+    # Its large values outnumber the top 0.01% that the pooled percentile drops.
+    assert _ranges(model, "percentile", odd)["c2"][1] > 20 * _ranges(model, "percentile", x)["c2"][1]

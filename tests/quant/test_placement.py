@@ -3,6 +3,7 @@ the CLI's placements and producers, and (where NVIDIA ModelOpt is installed) the
 with ModelOpt's own on WRN-16-1, WRN-28-10 and a bottleneck block type."""
 
 import json
+import re
 from pathlib import Path
 
 import onnx
@@ -11,6 +12,7 @@ import torch
 
 from tests.conftest import run_cli
 from wrn_deploy.card import read_card
+from wrn_deploy.limits import CALIB_IMAGE_PERCENTILE, CALIB_METHOD
 from wrn_deploy.quant import placement, qdq
 
 
@@ -122,11 +124,13 @@ def test_placements_through_the_cli(trained_onnx, tmp_path):
     assert q["placement"] == "fusion" and q["quantizer"] == "wrn-deploy" and len(q["quantized_residual_tensors"]) == 3
     assert card.step.options["placement"] == "fusion" and card.step.options["quantizer"] == "wrn-deploy"
     assert read_card(tmp_path / "conv.onnx").quantization["placement"] == "conv"
-    folders = sorted(p.name.split("-")[4:-3] for p in calib.iterdir())  # between the sha and the method
-    assert folders == [["tensorrt"], ["tensorrt", "fusion"], ["tensorrt", "fusion", "classifier"]], folders
-    manifest = json.loads(next(calib.glob("*-tensorrt-fusion-percentile*")).joinpath("manifest.json").read_text())
+    tag = f"{CALIB_METHOD}{CALIB_IMAGE_PERCENTILE:g}"  # the default method's, in each folder's name
+    folders = sorted(re.fullmatch(rf"wrn-10-1-[0-9a-f]{{10}}-(.+)-{tag}-64-[0-9a-f]{{8}}", p.name).group(1)
+                     for p in calib.iterdir())  # between the model's sha and the method
+    assert folders == ["tensorrt", "tensorrt-fusion", "tensorrt-fusion-classifier"], folders
+    manifest = json.loads(next(calib.glob(f"*-tensorrt-fusion-{tag}-*")).joinpath("manifest.json").read_text())
     assert manifest["layout"] == "fusion" and manifest["quantizer"] == "wrn-deploy"
-    ranges = json.loads(next(calib.glob("*-tensorrt-fusion-percentile*")).joinpath("ranges.json").read_text())["data"]
+    ranges = json.loads(next(calib.glob(f"*-tensorrt-fusion-{tag}-*")).joinpath("ranges.json").read_text())["data"]
     assert set(q["quantized_residual_tensors"]) <= set(ranges)
     rep = json.loads((tmp_path / "fusion.report.json").read_text())
     assert sum(1 for k in rep["layers"] if k.endswith("+add")) == 3 and rep["placement"] == "fusion"

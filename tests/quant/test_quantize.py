@@ -11,6 +11,7 @@ from onnx import numpy_helper
 
 from tests.conftest import run_cli
 from wrn_deploy.card import read_card
+from wrn_deploy.limits import CALIB_METHOD
 
 
 def _qdq_facts(path) -> dict:
@@ -75,7 +76,7 @@ def test_card_manifest_and_cache(tensorrt_int8, trained_onnx):
     assert len(ids) == 128 and all(i.startswith("synthetic/train/") for i in ids)
     (folder,) = (root / "calib").iterdir()
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["ids"] == ids and manifest["method"] == "percentile" and (folder / "ranges.json").exists()
+    assert manifest["ids"] == ids and manifest["method"] == CALIB_METHOD and (folder / "ranges.json").exists()
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["guard"]["images"] == 1000 - 128 and report["sizes"]["int8_bytes"] < report["sizes"]["fp32_bytes"]
     assert report["guard"]["drop"] <= 0.5 and "guard on 872" in stdout  # INT8 may also gain
@@ -146,9 +147,11 @@ def test_guard_line_warns_when_agreement_is_below_the_eval_gate():
 
     g = {"images": 422, "fp32_top1": 67.30, "int8_top1": 66.82, "drop": 0.47, "drop_ci95": (-2.84, 3.79),
          "max_drop": 0.5, "agreement": 86.73}
-    low = _guard_line(g).splitlines()
+    low = _guard_line(g, "percentile").splitlines()
     assert len(low) == 2 and "86.73%" in low[1] and f"{INT8_MIN_AGREEMENT:g}%" in low[1]
-    assert len(_guard_line({**g, "agreement": INT8_MIN_AGREEMENT}).splitlines()) == 1
+    assert "--method image-percentile" in low[1]
+    assert "--method percentile" in _guard_line(g, "image-percentile")
+    assert len(_guard_line({**g, "agreement": INT8_MIN_AGREEMENT}, "percentile").splitlines()) == 1
 
 
 @pytest.mark.parametrize("case", ["fp16 model", "not onnx", "tiny calib", "missing"])

@@ -202,6 +202,14 @@ def calib_size_option(help: str = "Calibration images."):
                         help=help)
 
 
+def calib_method_option(flag: str, dest: str, help: str):
+    """How INT8 activation ranges are chosen (``quant/collect.py``; measured in docs/int8.md); None
+    when not given, so that a command can pick its own default."""
+    from wrn_deploy import limits
+
+    return click.option(flag, dest, type=click.Choice(limits.CALIB_METHODS), default=None, help=help)
+
+
 def requests_option(help: str, *, name: str = "requests", default: int = 200, old=()):
     return option("--requests", name, old=old, type=click.IntRange(10), default=default, show_default=True,
                   help=help)

@@ -4,7 +4,7 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import (calib_size_option, data_options, device_option, images_option,
+from wrn_deploy.commands.options import (calib_method_option, calib_size_option, data_options, device_option, images_option,
                                          max_int8_drop_option, min_int8_agreement_option, output_option,
                                          progress_option, requests_option)
 
@@ -22,6 +22,8 @@ from wrn_deploy.commands.options import (calib_size_option, data_options, device
                     "provider where onnxruntime-gpu is installed.")
 @images_option("Score only the first N test images [default: all].", name="eval_images", old=["--eval-images"])
 @calib_size_option("INT8 calibration images from the training run's held-out split.")
+@calib_method_option("--calib-method", "calib_method", f"How INT8 activation ranges are chosen, for every INT8 form "
+                     f"(quantize --method) [default: {limits.CALIB_METHOD}].")
 @max_int8_drop_option("INT8 gate and quantization guard: largest allowed top-1 drop against FP32, points.")
 @min_int8_agreement_option()
 @click.option("--triton/--no-triton", default=True, show_default=True,
@@ -31,7 +33,7 @@ from wrn_deploy.commands.options import (calib_size_option, data_options, device
                  default=50, old=["--bench-requests"])
 @progress_option
 def pipeline(arch, data, data_dir, skip_bad_images, checkpoint, out, epochs, seed, device, eval_images, calib_size,
-             max_int8_drop, min_int8_agreement, triton, bench, bench_requests, progress):
+             calib_method, max_int8_drop, min_int8_agreement, triton, bench, bench_requests, progress):
     """Train (or take --checkpoint), export FP32 and FP16, quantize INT8 (TensorRT and CPU forms),
     build TensorRT engines where TensorRT and a GPU exist, write a Triton repository, score every
     artifact against PyTorch FP32 on the same test images (and the served model through a real
@@ -51,7 +53,8 @@ def pipeline(arch, data, data_dir, skip_bad_images, checkpoint, out, epochs, see
 
     opts = resolve(PipelineOptions(out=Path(out) if out else None, arch=arch, data=data, data_dir=data_dir,
                                    checkpoint=checkpoint, epochs=epochs, seed=seed, device=device,
-                                   eval_images=eval_images, calib_size=calib_size, max_int8_drop=max_int8_drop,
+                                   eval_images=eval_images, calib_size=calib_size,
+                                   calib_method=calib_method or limits.CALIB_METHOD, max_int8_drop=max_int8_drop,
                                    gates=limits.Gates(int8_max_drop=max_int8_drop,
                                                       int8_min_agreement=min_int8_agreement), triton=triton, bench=bench,
                                    bench_requests=bench_requests, skip_bad_images=skip_bad_images,

@@ -3,7 +3,8 @@
 import click
 
 from wrn_deploy import limits
-from wrn_deploy.commands.options import (Finite, allow_other_data_option, calib_size_option, data_options,
+from wrn_deploy.commands.options import (Finite, allow_other_data_option, calib_method_option, calib_size_option,
+                                         data_options,
                                          force_option, max_int8_drop_option, output_option, progress_option)
 
 
@@ -17,9 +18,8 @@ from wrn_deploy.commands.options import (Finite, allow_other_data_option, calib_
 @click.option("--calib-seed", type=int, default=0, show_default=True, help="Seeds the image sample.")
 @click.option("--calib-dir", type=click.Path(file_okay=False), default="calibration", show_default=True,
               help="Where manifests and cached ranges live.")
-@click.option("--method", type=click.Choice(["entropy", "percentile", "minmax"]), default=None,
-              help="How activation ranges are chosen [default: percentile; entropy with --quantizer modelopt, "
-                   "which has no percentile].")
+@calib_method_option("--method", "method", f"How activation ranges are chosen [default: {limits.CALIB_METHOD}; "
+                    "entropy with --quantizer modelopt, which has no percentile methods].")
 @click.option("--percentile", type=Finite(90, 100), default=limits.CALIB_PERCENTILE, show_default=True)
 @click.option("--target", type=click.Choice(["tensorrt", "cpu", "openvino"]), default="tensorrt", show_default=True,
               help="tensorrt: symmetric S8S8 Q/DQ where --placement says; cpu: U8S8 (weights within +-64), "
@@ -54,7 +54,14 @@ def quantize(model, output, data, data_dir, skip_bad_images, calib_size, calib_s
     from wrn_deploy.quant.qdq import QuantSpec
 
     if method is None:
-        method = "entropy" if quantizer == "modelopt" else "percentile"
+        method = "entropy" if quantizer == "modelopt" else limits.CALIB_METHOD
+    given = click.get_current_context().get_parameter_source("percentile") != click.core.ParameterSource.DEFAULT
+    if given and method != "percentile":
+        # Before 0.6 the default method was the percentile one, which --percentile alone adjusted.
+        from wrn_deploy.errors import UserError
+
+        raise UserError(f"--percentile sets the percentile method's cut; the method here is {method}: "
+                        "pass --method percentile with it")
     spec = QuantSpec(target, method, percentile, rest, placement, quantize_classifier, quantizer)
     opts = QuantOptions(spec=spec, data=data, data_dir=data_dir,
                         calib_size=calib_size, seed=calib_seed, split=calib_split, calib_dir=calib_dir,

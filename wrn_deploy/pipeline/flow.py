@@ -31,6 +31,7 @@ class PipelineOptions:
     device: str = "auto"
     eval_images: int | None = None      # None: the whole test split
     calib_size: int = limits.CALIB_SIZE
+    calib_method: str = limits.CALIB_METHOD
     max_int8_drop: float | None = limits.INT8_MAX_DROP
     gates: limits.Gates = field(default_factory=limits.Gates)
     batch: int = limits.BATCH
@@ -137,7 +138,7 @@ def plan(opts: PipelineOptions) -> list:
     trained = "checkpoint" if o.checkpoint else "train"
     ckpt = lambda ctx: {"checkpoint": ctx.checkpoint}
     from_artifact = lambda name: (lambda ctx: {"model": ctx.artifact(name)})
-    quant = {"calib_size": o.calib_size, "seed": o.seed, "max_drop": o.max_int8_drop}
+    quant = {"calib_size": o.calib_size, "method": o.calib_method, "seed": o.seed, "max_drop": o.max_int8_drop}
     if o.checkpoint:
         first = Step("checkpoint", lambda ctx, prev: S.Done([]), inputs=ckpt)
     else:

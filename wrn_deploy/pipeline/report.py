@@ -166,7 +166,8 @@ def markdown(rep: dict, plot: str | None = "report.png") -> str:
                      + "; every artifact is scored on the same images, paired with the one reference run.")
     if c:
         g = c.get("guard") or {}
-        lines.append(f"- Calibration: {c['images']} images of the {md(c['split'])} split, manifest "
+        how = f", {md(c['method'])} ranges" if c.get("method") else ""  # (reports before 0.6 name none)
+        lines.append(f"- Calibration: {c['images']} images of the {md(c['split'])} split{how}, manifest "
                      f"<code>{md(c['manifest'])}</code> (sha256 {md(str(c.get('manifest_sha256'))[:16])}…); "
                      f"INT8 guard on {g.get('images')} held-out images: drop {g.get('drop', 0):+.2f} pts.")
     if rep.get("gates"):

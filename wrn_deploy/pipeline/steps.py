@@ -128,13 +128,14 @@ def quantize(target: str):
 
         o = ctx.opts
         out = ctx.artifact({"tensorrt": "int8", "cpu": "int8-cpu", "openvino": "int8-openvino"}[target])
-        opts = QuantOptions(spec=QuantSpec(target=target), data_dir=o.data_dir, calib_size=o.calib_size,
+        opts = QuantOptions(spec=QuantSpec(target=target, method=o.calib_method), data_dir=o.data_dir,
+                            calib_size=o.calib_size,
                             seed=o.seed, calib_dir=str(ctx.out / "calibration"), max_drop=o.max_int8_drop,
                             skip_bad_images=o.skip_bad_images, progress=o.progress)
         rep = quantize_onnx(ctx.artifact("fp32"), out, opts, force=True)
         folder = Path(rep["calibration"]["folder"])
         return Done([out, out.with_suffix(".report.json"), *sorted(p for p in folder.iterdir() if p.is_file())],
-                    {"calibration": {**rep["calibration"], "manifest": str(folder / "manifest.json")},
+                    {"calibration": {**rep["calibration"], "method": rep["method"], "manifest": str(folder / "manifest.json")},
                      "guard": {k: v for k, v in (rep["guard"] or {}).items() if k not in ("steps", "ranking")},
                      "excluded_layers": [s["excluded"][-1] for s in (rep["guard"] or {}).get("steps", [])]})
     return step

@@ -16,7 +16,7 @@ import numpy as np
 
 from wrn_deploy.data import for_card
 from wrn_deploy.errors import UserError
-from wrn_deploy.limits import CALIB_MIN_IMAGES
+from wrn_deploy.limits import CALIB_IMAGE_PERCENTILE, CALIB_MIN_IMAGES
 
 MANIFEST_FORMAT = "wrn-deploy.calibration/1"
 
@@ -65,7 +65,7 @@ def make_manifest(data: CalibrationData, model_sha256: str, target: str, method:
             "layout": layout or legacy_layout(target), "quantizer": quantizer, "dataset": data.identity,
             "split": f"train ({'held-out validation part' if data.split == 'val' else 'training part'})",
             "seed": seed, "size": len(data.calib), "method": method,
-            "percentile": percentile if method == "percentile" else None,
+            "percentile": {"percentile": percentile, "image-percentile": CALIB_IMAGE_PERCENTILE}.get(method),
             "ids_sha256": ids_digest(data.calib.ids), "images_sha256": data.calib.part.digest(),
             "ids": data.calib.ids, "image_sha256": data.calib.part.image_digests(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 

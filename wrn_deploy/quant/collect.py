@@ -11,6 +11,12 @@ bins is a sum over images, so the result is the histogram ONNX Runtime builds wh
 images at once (same bins, same counts), and its own ``HistogramCollector`` turns it into ranges.
 Min-max needs one pass: ONNX Runtime's calibrator reduces each batch to a min and a max inside the
 graph, so it is already bounded once the images arrive a batch at a time.
+
+The image-percentile method also takes one pass: each image's own minimum and maximum of a tensor
+(two numbers an image), and at the end a high percentile of them over the images
+(``limits.CALIB_IMAGE_PERCENTILE``, rounded towards the middle). The pooled percentile drops the
+rarest values, so one image with more large values than its tail holds decides the range for every
+image; this one clips at most the top 2% of images, however far out they lie.
 """
 
 from collections.abc import Callable, Iterator
@@ -34,6 +40,39 @@ def histogram_ranges(calibrator, batches: Callable[[], Iterator[np.ndarray]], pr
     collector = histograms(calibrator, batches, progress)
     method = CalibrationMethod.Entropy if isinstance(calibrator, EntropyCalibrater) else CalibrationMethod.Percentile
     return TensorsData(method, collector.compute_collection_result())
+
+
+def image_percentile_ranges(calibrator, batches: Iterator[np.ndarray], percentile: float, progress: bool = False):
+    """``TensorsData`` (min-max form): for each calibrated tensor, the ``percentile``-th percentile over
+    the images of each image's maximum, and the matching low percentile of their minima; symmetric
+    calibrators widen it to (-m, m) as ONNX Runtime's min-max calibrator does. ``calibrator`` is a
+    histogram calibrator: its augmented model exposes each calibrated tensor whole."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
+
+    lows, highs = {}, {}
+    for outs in _runner(calibrator)(batches, progress, "calibrating: ranges"):
+        for name, a in outs.items():
+            lo, hi = _per_image_extremes(name, a)
+            lows.setdefault(name, []).append(lo)
+            highs.setdefault(name, []).append(hi)
+    ranges = {}
+    for name in lows:
+        # Rounded towards the middle, never interpolated: the most extreme image never sets a range.
+        lo = float(np.percentile(np.concatenate(lows[name]), 100 - percentile, method="higher"))
+        hi = float(np.percentile(np.concatenate(highs[name]), percentile, method="lower"))
+        if calibrator.symmetric:
+            lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
+        ranges[name] = (np.array([lo], dtype=np.float32), np.array([hi], dtype=np.float32))
+    return TensorsData(CalibrationMethod.MinMax, ranges)
+
+
+def _per_image_extremes(name: str, a: np.ndarray) -> tuple:
+    flat = a.reshape(len(a), -1)
+    if flat.shape[1] == 0:
+        return np.zeros(len(a), a.dtype), np.zeros(len(a), a.dtype)
+    lo, hi = flat.min(axis=1), flat.max(axis=1)
+    _check_finite(name, lo.min(), hi.max())
+    return lo, hi
 
 
 def histograms(calibrator, batches: Callable[[], Iterator[np.ndarray]], progress: bool = False):
@@ -66,14 +105,18 @@ def histograms(calibrator, batches: Callable[[], Iterator[np.ndarray]], progress
 
 def _widen(ranges: dict, name: str, a: np.ndarray) -> None:
     lo, hi = _extremes(a)
+    _check_finite(name, lo, hi)
+    if name in ranges:
+        lo, hi = min(ranges[name][0], lo), max(ranges[name][1], hi)
+    ranges[name] = (lo, hi)
+
+
+def _check_finite(name: str, lo, hi) -> None:
     if not (np.isfinite(lo) and np.isfinite(hi)):
         from wrn_deploy.errors import UserError
 
         raise UserError(f"calibration: tensor {name} has {'NaN' if np.isnan([lo, hi]).any() else 'infinite'} "
                         "values on these images; check the model and the images")
-    if name in ranges:
-        lo, hi = min(ranges[name][0], lo), max(ranges[name][1], hi)
-    ranges[name] = (lo, hi)
 
 
 def _extremes(a: np.ndarray) -> tuple:

@@ -81,7 +81,7 @@ class ModelOptProducer:
         np.save(self.calib, np.concatenate(list(chunks(64))).astype(np.float32))
 
     def quantize(self, pre: Path, out: Path, ranges: Path, exclude=None, only=None) -> None:
-        method = {"entropy": "entropy", "minmax": "max"}[self.spec.method]
+        method = {"entropy": "entropy", "minmax": "max"}[self.spec.method]  # QuantSpec.check refuses the rest
         cmd = [self.python, "-m", "modelopt.onnx.quantization", "--onnx_path", str(pre), "--quantize_mode", "int8",
                "--calibration_method", method, "--calibration_data_path", str(self.calib),
                "--calibration_eps", "cpu", "--high_precision_dtype", self.spec.rest,

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import scratch_dir
-from wrn_deploy.limits import CALIB_PERCENTILE, FP16_MAX, FP16_TINY
+from wrn_deploy.limits import CALIB_IMAGE_PERCENTILE, CALIB_METHOD, CALIB_METHODS, CALIB_PERCENTILE, FP16_MAX, FP16_TINY
 
-METHODS = ("entropy", "percentile", "minmax")
+METHODS = CALIB_METHODS
 TARGETS = ("tensorrt", "cpu", "openvino")
 QUANTIZERS = ("wrn-deploy", "modelopt")
 QUANTIZED_OPS = ("Conv", "Gemm")
@@ -31,7 +31,7 @@ QUANTIZED_OPS = ("Conv", "Gemm")
 @dataclass
 class QuantSpec:
     target: str = "tensorrt"
-    method: str = "percentile"  # measured best here; see docs/int8.md
+    method: str = CALIB_METHOD  # measured: docs/int8.md
     percentile: float = CALIB_PERCENTILE
     rest: str = "fp16"  # tensorrt target: precision of the unquantized remainder
     placement: str = "fusion"  # tensorrt target: "fusion" (Conv inputs + residual Adds) or "conv"
@@ -58,7 +58,7 @@ class QuantSpec:
             if self.target != "tensorrt" or self.placement != "fusion" or self.quantize_classifier:
                 raise UserError("--quantizer modelopt writes the TensorRT form with ModelOpt's own placement; "
                                 "it takes no --target cpu or openvino, --placement conv or --quantize-classifier")
-            if self.method == "percentile":
+            if self.method in ("percentile", "image-percentile"):
                 raise UserError("ModelOpt calibrates with entropy or max only: pass --method entropy or "
                                 "--method minmax with --quantizer modelopt")
 
@@ -75,8 +75,10 @@ class QuantSpec:
 def _method(name: str):
     from onnxruntime.quantization import CalibrationMethod
 
+    # The form of the saved ranges, which quantize_static checks against the cache: image-percentile
+    # saves min-max ones (``collect.image_percentile_ranges``).
     return {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
-            "minmax": CalibrationMethod.MinMax}[name]
+            "minmax": CalibrationMethod.MinMax, "image-percentile": CalibrationMethod.MinMax}[name]
 
 
 def _options(spec: QuantSpec) -> dict:
@@ -121,8 +123,11 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
     extra = {"symmetric": spec.target in ("tensorrt", "openvino")}
     if spec.method == "entropy":
         extra.update(num_bins=2048, num_quantized_bins=128)
-    elif spec.method == "percentile":
+    elif spec.method in ("percentile", "image-percentile"):
         extra.update(num_bins=2048, percentile=spec.percentile)
+    # image-percentile reduces each image's whole tensors itself: the histogram calibrator's augmented
+    # model exposes them (the min-max one reduces the whole batch inside the graph).
+    calibrator_method = _method("percentile" if spec.method == "image-percentile" else spec.method)
     ops = None
     if spec.target == "tensorrt":
         # The fusion placement also quantizes residual tensors: Add outputs and shortcut Conv outputs.
@@ -133,7 +138,7 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
         ops = list(CALIBRATED_OPS)
     with scratch_dir("calibrate") as tmp, contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(Path(model_path), ops, augmented_model_path=f"{tmp}/augmented.onnx",
-                                       calibrate_method=_method(spec.method), extra_options=extra)
+                                       calibrate_method=calibrator_method, extra_options=extra)
         calibrator.infer_session = _calibration_session(calibrator)
         if spec.target == "openvino" and spec.method != "minmax":  # only the tensors the form quantizes: half the work
             from wrn_deploy.quant.openvino_form import quantized_tensors
@@ -143,10 +148,19 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
         if spec.method == "minmax":  # reduced to a min and a max per batch inside the graph
             calibrator.collect_data(calibration_reader(chunks(collect.MAX_BATCH), calibrator))
             ranges = calibrator.compute_data()
+        elif spec.method == "image-percentile":
+            ranges = collect.image_percentile_ranges(calibrator, chunks(_batch(calibrator, chunks)),
+                                                     CALIB_IMAGE_PERCENTILE, progress)
         else:
-            batch = collect.batch_size(collect.per_image_bytes(calibrator, next(iter(chunks(1)))))
+            batch = _batch(calibrator, chunks)
             ranges = collect.histogram_ranges(calibrator, lambda: chunks(batch), progress)
     save_tensors_data(ranges, ranges_path)
+
+
+def _batch(calibrator, chunks) -> int:
+    from wrn_deploy.quant import collect
+
+    return collect.batch_size(collect.per_image_bytes(calibrator, next(iter(chunks(1)))))
 
 
 def _calibration_session(calibrator):
