@@ -184,15 +184,22 @@ def make_model(cifar: Path, out: Path, per_class: int, epochs: int, timm_out: Pa
         print(f"wrote {timm_out} (the same weights as timm's wide_resnet50_2, timm's safetensors)")
 
 
+def _count(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give a count of at least 1")
+    return n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     folder = sub.add_parser("folder", help="the ImageNet-style folder")
-    folder.add_argument("--train-per-class", type=int, default=1100)
-    folder.add_argument("--val-per-class", type=int, default=50)
+    folder.add_argument("--train-per-class", type=_count, default=1100)
+    folder.add_argument("--val-per-class", type=_count, default=50)
     model = sub.add_parser("model", help="the stand-in wide_resnet50_2 state dict")
-    model.add_argument("--fit-per-class", type=int, default=800)
-    model.add_argument("--epochs", type=int, default=3)
+    model.add_argument("--fit-per-class", type=_count, default=800)
+    model.add_argument("--epochs", type=_count, default=3)
     model.add_argument("--timm", type=Path, help="also write the weights as timm's model.safetensors")
     for p in (folder, model):
         p.add_argument("--cifar", type=Path, required=True, help="CIFAR-10 as train/<class>/, test/<class>/")

@@ -182,3 +182,14 @@ def test_one_outlying_image_sets_the_percentile_but_not_the_image_percentile(tmp
     assert _ranges(model, "image-percentile", odd)["c2"][1] <= widest
     # Its large values outnumber the top 0.01% that the pooled percentile drops.
     assert _ranges(model, "percentile", odd)["c2"][1] > 20 * _ranges(model, "percentile", x)["c2"][1]
+
+
+def test_a_tensor_without_the_batch_axis_is_the_same_for_every_image():
+    batch = np.arange(24, dtype=np.float32).reshape(3, 8)  # three images' own values
+    lo, hi = collect._per_image_extremes("t", batch, 3)
+    assert lo.tolist() == [0, 8, 16] and hi.tolist() == [7, 15, 23]
+    for shared in (np.float32(2.5), np.array([-1.0, 4.0], dtype=np.float32)):  # a scalar; a constant's output
+        lo, hi = collect._per_image_extremes("t", shared, 3)
+        assert lo.tolist() == [shared.min()] * 3 and hi.tolist() == [shared.max()] * 3
+    with pytest.raises(Exception, match="NaN"):
+        collect._per_image_extremes("t", np.array([[1.0, np.nan]], dtype=np.float32), 1)

@@ -151,6 +151,8 @@ def test_guard_line_warns_when_agreement_is_below_the_eval_gate():
     assert len(low) == 2 and "86.73%" in low[1] and f"{INT8_MIN_AGREEMENT:g}%" in low[1]
     assert "--method image-percentile" in low[1]
     assert "--method percentile" in _guard_line(g, "image-percentile")
+    assert "--method image-percentile, which no single image sets --quantizer wrn-deploy" in _guard_line(
+        g, "entropy", "modelopt")
     assert len(_guard_line({**g, "agreement": INT8_MIN_AGREEMENT}, "percentile").splitlines()) == 1
 
 

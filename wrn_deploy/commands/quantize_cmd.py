@@ -60,6 +60,9 @@ def quantize(model, output, data, data_dir, skip_bad_images, calib_size, calib_s
         # Before 0.6 the default method was the percentile one, which --percentile alone adjusted.
         from wrn_deploy.errors import UserError
 
+        if quantizer == "modelopt":
+            raise UserError("--percentile sets the percentile method's cut, and --quantizer modelopt has no "
+                            "percentile method")
         raise UserError(f"--percentile sets the percentile method's cut; the method here is {method}: "
                         "pass --method percentile with it")
     spec = QuantSpec(target, method, percentile, rest, placement, quantize_classifier, quantizer)

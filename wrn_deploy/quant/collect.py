@@ -16,7 +16,7 @@ The image-percentile method also takes one pass: each image's own minimum and ma
 (two numbers an image), and at the end a high percentile of them over the images
 (``limits.CALIB_IMAGE_PERCENTILE``, rounded towards the middle). The pooled percentile drops the
 rarest values, so one image with more large values than its tail holds decides the range for every
-image; this one clips at most the top 2% of images, however far out they lie.
+image; this one clips about the top 2% of the images (at least one), however far out they lie.
 """
 
 from collections.abc import Callable, Iterator
@@ -49,10 +49,16 @@ def image_percentile_ranges(calibrator, batches: Iterator[np.ndarray], percentil
     histogram calibrator: its augmented model exposes each calibrated tensor whole."""
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
 
-    lows, highs = {}, {}
-    for outs in _runner(calibrator)(batches, progress, "calibrating: ranges"):
+    lows, highs, sizes = {}, {}, []
+
+    def counted(batches):
+        for x in batches:
+            sizes.append(len(x))
+            yield x
+
+    for outs in _runner(calibrator)(counted(batches), progress, "calibrating: ranges"):
         for name, a in outs.items():
-            lo, hi = _per_image_extremes(name, a)
+            lo, hi = _per_image_extremes(name, a, sizes[-1])
             lows.setdefault(name, []).append(lo)
             highs.setdefault(name, []).append(hi)
     ranges = {}
@@ -66,11 +72,16 @@ def image_percentile_ranges(calibrator, batches: Iterator[np.ndarray], percentil
     return TensorsData(CalibrationMethod.MinMax, ranges)
 
 
-def _per_image_extremes(name: str, a: np.ndarray) -> tuple:
-    flat = a.reshape(len(a), -1)
-    if flat.shape[1] == 0:
-        return np.zeros(len(a), a.dtype), np.zeros(len(a), a.dtype)
-    lo, hi = flat.min(axis=1), flat.max(axis=1)
+def _per_image_extremes(name: str, a: np.ndarray, images: int) -> tuple:
+    """Each of the batch's ``images`` own minimum and maximum of tensor ``a``. A tensor without the
+    batch axis (a scalar, a constant's output) is the same for every image: its extremes, repeated."""
+    if a.size == 0:
+        return np.zeros(images, a.dtype), np.zeros(images, a.dtype)
+    if a.ndim == 0 or a.shape[0] != images:
+        lo, hi = np.full(images, a.min()), np.full(images, a.max())
+    else:
+        flat = a.reshape(images, -1)
+        lo, hi = flat.min(axis=1), flat.max(axis=1)
     _check_finite(name, lo.min(), hi.max())
     return lo, hi
 

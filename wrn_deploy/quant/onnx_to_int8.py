@@ -230,7 +230,7 @@ def format_report(rep: dict) -> str:
              f"rest {rep['rest'] if rep['target'] == 'tensorrt' else 'int8/fp32'})",
              f"  calibration: {c['images']} images from {c['split']}, "
              + ("cached ranges reused" if c["reused_cached_ranges"] else f"{c['seconds']:.1f} s") + f" -> {c['folder']}",
-             _guard_line(g, rep["method"]),
+             _guard_line(g, rep["method"], rep["quantizer"]),
              f"  layers: {n8} of {len(rep['layers'])} in INT8 (Conv/Gemm"
              + (", residual Add" if any(k.endswith("+add") for k in rep["layers"]) else "")
              + (", pool" if "pool" in rep["layers"] else "") + ")"]
@@ -240,7 +240,7 @@ def format_report(rep: dict) -> str:
     return "\n".join(lines)
 
 
-def _guard_line(g: dict | None, method: str) -> str:
+def _guard_line(g: dict | None, method: str, quantizer: str = "wrn-deploy") -> str:
     if g is None:
         return "  guard: off (--no-guard): INT8 accuracy was not checked"
     line = (f"  guard on {g['images']} held-out training images: FP32 {g['fp32_top1']:.2f}%  INT8 {g['int8_top1']:.2f}%  "
@@ -250,6 +250,8 @@ def _guard_line(g: dict | None, method: str) -> str:
         # The guard bounds the drop only; eval's gate also asks for agreement. A drop within bounds with
         # many flips both ways is how one outlying calibration image (a range stretched 40x) showed up.
         other = "image-percentile, which no single image sets" if method != "image-percentile" else "percentile"
+        if quantizer == "modelopt":  # which has neither percentile method
+            other = f"{other} --quantizer wrn-deploy"
         line += (f"\n  warning: INT8 agrees with FP32 on only {g['agreement']:.2f}% of these images (eval's INT8 gate "
                  f"asks {INT8_MIN_AGREEMENT:g}%); a calibration image with outlying activations can stretch a range: "
                  f"compare --method {other} (docs/int8.md)")
