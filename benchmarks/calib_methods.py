@@ -30,18 +30,11 @@ from wrn_deploy.data.load import for_card  # noqa: E402
 from wrn_deploy.limits import CALIB_METHODS  # noqa: E402
 from wrn_deploy.parity.stats import paired  # noqa: E402
 from wrn_deploy.quant import collect, qdq  # noqa: E402
-from wrn_deploy.quant.guard import runtime_for  # noqa: E402
+from wrn_deploy.quant.decoded import uint8_images  # noqa: E402
+from wrn_deploy.quant.guard import logits, runtime_for  # noqa: E402
 
 FORMS = {"tensorrt": [("tensorrt", "fp32"), ("tensorrt", "fp16")], "cpu": [("cpu", "fp32")],
          "openvino": [("openvino", "fp32")]}
-
-
-def logits(path: Path, x: np.ndarray, runtime: str) -> np.ndarray:
-    from wrn_deploy.runners.openvino_runner import OpenVinoRunner
-    from wrn_deploy.runners.ort_runner import OrtRunner
-
-    with (OpenVinoRunner(path) if runtime == "openvino" else OrtRunner(path)) as r:
-        return np.concatenate([r.infer(x[i:i + 100]) for i in range(0, len(x), 100)])
 
 
 def main() -> None:
@@ -59,8 +52,8 @@ def main() -> None:
 
     print(machine_report())
     test = for_card(read_card(a.fp32), "test", data_dir=a.data_dir).first(a.images)
-    x, y = test.images(), np.asarray(test.labels)
-    ref = logits(a.fp32, x, "onnxruntime")
+    x, y = uint8_images(test), np.asarray(test.labels)  # as the guard scores them
+    ref = logits(a.fp32, x)
     calib = calibration_images(a.fp32, a.data_dir, a.calib_size)
     print(f"model: {a.fp32.name}; {len(calib)} calibration images; {len(y)} test images; "
           f"FP32 top-1 {100 * (ref.argmax(1) == y).mean():.2f}%\n")

@@ -22,7 +22,6 @@ from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import scratch_dir
 from wrn_deploy.limits import CALIB_IMAGE_PERCENTILE, CALIB_METHOD, CALIB_METHODS, CALIB_PERCENTILE, FP16_MAX, FP16_TINY
 
-METHODS = CALIB_METHODS
 TARGETS = ("tensorrt", "cpu", "openvino")
 QUANTIZERS = ("wrn-deploy", "modelopt")
 QUANTIZED_OPS = ("Conv", "Gemm")
@@ -39,7 +38,7 @@ class QuantSpec:
     quantizer: str = "wrn-deploy"  # who writes the Q/DQ: "wrn-deploy" (ONNX Runtime's tools) or "modelopt"
 
     def check(self) -> None:
-        if self.target not in TARGETS or self.method not in METHODS or self.quantizer not in QUANTIZERS:
+        if self.target not in TARGETS or self.method not in CALIB_METHODS or self.quantizer not in QUANTIZERS:
             raise UserError(f"unknown target/method/quantizer {self.target}/{self.method}/{self.quantizer}")
         from wrn_deploy.quant.placement import PLACEMENTS
 
