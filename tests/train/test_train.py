@@ -82,7 +82,7 @@ def test_resume_with_other_class_count_is_refused(tmp_path, kit):
 
 def test_resume_on_another_training_subset_is_refused(tmp_path, kit):
     out = tmp_path / "run"
-    shutil.copytree(kit / "run", out)  # trained on every training image
+    shutil.copytree(kit / "run", out)  # trained on 4,500 of the training images
     before = (out / "last.safetensors").read_bytes()
     proc = run_cli("train", "--out", out, "--arch", "wrn-10-1", "--train-images", "500", "--resume", "--no-progress",
                    check=False)
