@@ -46,6 +46,7 @@ SIZES = [(320, 240), (240, 320), (256, 256), (300, 225), (288, 288), (250, 334),
 FIT_FIRST = 3000  # CIFAR training images from this index on are fit images; the folder takes those before
 INPUT_SIZE, RESIZE = 64, 73  # the stand-in's preprocessing: shorter side to 73 (bilinear), centre crop 64
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, as torchvision's weights use
+BATCH = 64  # fit images per training step
 
 
 def _images(cifar: Path, split: str, cls: str) -> list:
@@ -97,7 +98,10 @@ def _val_sources(sources: dict, cls: str, train_per_class: int, n: int) -> list:
 
 
 def _write_folder(part: Path, sources: dict, train_per_class: int, val_per_class: int) -> None:
-    val = {cls: _val_sources(sources, cls, train_per_class, val_per_class) for cls in CLASSES}  # checked first
+    for cls in CLASSES:  # checked first, like the validation images
+        if len(sources[cls, "train"]) < train_per_class:
+            raise SystemExit(f"only {len(sources[cls, 'train'])} training images of {cls}; lower --train-per-class")
+    val = {cls: _val_sources(sources, cls, train_per_class, val_per_class) for cls in CLASSES}
     k = 0
     for cls, (wnid, _) in CLASSES.items():
         for split, files in (("train", sources[cls, "train"][:train_per_class]), ("val", val[cls])):
@@ -117,14 +121,18 @@ def _fit_images(cifar: Path, per_class: int, size: int) -> tuple:
 
     images, labels = [], []
     for c, cls in enumerate(CLASSES):
-        for p in _images(cifar, "train", cls)[FIT_FIRST:FIT_FIRST + per_class]:
+        files = _images(cifar, "train", cls)[FIT_FIRST:FIT_FIRST + per_class]
+        if len(files) < per_class:
+            raise SystemExit(f"only {len(files)} fit images of {cls} (its training images from {FIT_FIRST} on); "
+                             "lower --fit-per-class")
+        for p in files:
             im = Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)
             images.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
             labels.append(c)
     return torch.stack(images), torch.tensor(labels)
 
 
-def train(model, images, labels, crop: int, epochs: int, batch: int = 64) -> None:
+def train(model, images, labels, crop: int, epochs: int, batch: int = BATCH) -> None:
     """SGD with Nesterov momentum, cosine learning rate, random crops and flips; prints each epoch."""
     import torch
 
@@ -161,6 +169,11 @@ def make_model(cifar: Path, out: Path, per_class: int, epochs: int, timm_out: Pa
 
     from wrn_deploy.fileio import atomic_output
 
+    if per_class * len(CLASSES) < BATCH:
+        raise SystemExit(f"--fit-per-class {per_class} gives fewer than one batch of {BATCH} images; give at least "
+                         f"{-(-BATCH // len(CLASSES))}")
+    if timm_out is not None and timm_out.resolve() == out.resolve():
+        raise SystemExit("-o and --timm name the same file")
     for path in (out, timm_out):  # checked before an hour of training, not after
         if path is not None and path.exists():
             raise SystemExit(f"{path} exists")

@@ -500,6 +500,10 @@ CASES = {
                                   "does not match"),
     "eval reference missing": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--reference",
                                           c.tmp / "no.safetensors"], "does not exist"),
+    "eval reference an export": (lambda c: ["eval", "--onnx", c.copy("q.onnx"), "--reference", c.copy("m.onnx")],
+                                 "the reference is the PyTorch FP32 checkpoint"),
+    "eval one candidate twice": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--onnx", c.tmp / "." / "m.onnx"],
+                                 "given twice"),
     "eval origin moved": (lambda c: ["eval", "--onnx", _orphan(c)], "pass --reference"),
     "eval device": (lambda c: ["eval", "--checkpoint", c.ckpt(), "--device", "tpu"], "tpu"),
     "eval batch 0": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--batch", "0"], "batch"),
@@ -515,9 +519,14 @@ CASES = {
     # quantize
     "quantize onto input": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "m.onnx"], "is the input"),
     "quantize existing": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.copy("q.onnx")], "exists"),
+    "quantize static batch": (lambda c: [run_cli("export", c.ckpt(), "-o", c.tmp / "s.onnx", "--no-verify", "--static-batch",
+                                                 "4") and "quantize", c.tmp / "s.onnx", "-o", c.tmp / "q2.onnx"],
+                              "takes batches of exactly 4"),
     "quantize fp16": (lambda c: ["quantize", c.copy("h.onnx"), "-o", c.tmp / "q2.onnx"], "fp16"),
     "quantize openvino with a placement": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--target",
                                                       "openvino", "--placement", "conv"], "places its pairs where NNCF"),
+    "quantize cpu with a remainder precision": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx",
+                                                           "--target", "cpu", "--rest", "fp16"], "--rest fp16 applies to"),
     "quantize openvino by modelopt": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--target",
                                                  "openvino", "--quantizer", "modelopt", "--method", "minmax"],
                                       "takes no --target cpu or openvino"),
@@ -526,7 +535,7 @@ CASES = {
     "quantize not onnx": (lambda c: [(c.tmp / "x.onnx").write_bytes(os.urandom(300)) and "quantize",
                                      c.tmp / "x.onnx", "-o", c.tmp / "q2.onnx"], "ONNX"),
     "quantize tiny calib": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-size", "4"],
-                            "too small"),
+                            "x>=16"),
     "quantize leaves one": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-size", "999",
                                        "--calib-dir", c.tmp / "cal"], "guard"),
     "quantize guard too small": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-size",
@@ -606,6 +615,18 @@ def _rerecord(folder: Path) -> None:
     from wrn_deploy.triton.files import RECORD, record_text
 
     (folder / RECORD).write_text(record_text(folder))
+
+
+def _add_ep_context(model: Path) -> None:
+    """An EPContext node (an embedded TensorRT engine, for ONNX Runtime's TensorRT provider)."""
+    onnx_model = onnx.load(str(model / "1" / "model.onnx"))
+    onnx_model.graph.node.append(onnx.helper.make_node("EPContext", [], ["ctx"], domain="com.microsoft",
+                                                       ep_cache_context=b"engine bytes", embed_mode=1))
+    onnx.save(onnx_model, str(model / "1" / "model.onnx"))
+
+
+def _config_add(model: Path, line: str) -> None:
+    (model / "config.pbtxt").write_text((model / "config.pbtxt").read_text() + line + "\n")
 
 
 def _serve_edit(c, edit, rerecord=False, **repo):
@@ -720,6 +741,7 @@ NEW_DOORS = {
     "triton checkpoint native": (lambda c: ["triton", c.ckpt(), "-o", c.tmp / "repo"], "no native Triton backend"),
     "triton accelerator on cpu": (lambda c: ["triton", c.copy("m.onnx"), "-o", c.tmp / "repo", "--trt-accelerator"],
                                   "--trt-accelerator"),
+    "triton empty name": (lambda c: ["triton", c.copy("m.onnx"), "-o", c.tmp / "repo", "--name", ""], "--name is empty"),
     "triton max batch zero": (lambda c: ["triton", c.copy("m.onnx"), "-o", c.tmp / "repo", "--max-batch", "0"],
                               "--max-batch"),
     "triton openvino for a checkpoint": (lambda c: ["triton", c.ckpt(), "-o", c.tmp / "repo", "--backend", "openvino"],
@@ -741,6 +763,32 @@ NEW_DOORS = {
                              "not written by wrn-deploy triton"),
     "serve foreign model.py, record rewritten": (lambda c: _serve_edit(c, lambda m: (m / "1" / "model.py").write_text(
         "import os\nos.system('id')\n"), rerecord=True), "not wrn-deploy's Python-backend model"),
+    # A writer of the folder can rewrite the record too: what could run as code is checked by name and content.
+    "serve second python file, record rewritten": (lambda c: _serve_edit(c, lambda m: (m / "1" / "helper.py").write_text(
+        "import os\n") or _config_add(m, 'default_model_filename: "helper.py"'), rerecord=True),
+        "helper.py is not a file wrn-deploy triton writes"),
+    "serve config names another model file, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: _config_add(m, 'default_model_filename: "model.onnx"'), rerecord=True),
+        "is not the config wrn-deploy triton writes"),
+    "serve config swaps the python environment, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: _config_add(m, 'parameters { key: "EXECUTION_ENV_PATH" value { string_value: "/tmp/env.tar.gz" } }'),
+        rerecord=True), "is not the config wrn-deploy triton writes"),
+    "serve config loads an op library, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: _config_add(m, 'model_operations { op_library_filename: "/tmp/x.so" }'), rerecord=True),
+        "is not the config wrn-deploy triton writes"),
+    "serve config names another backend, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: (m / "config.pbtxt").write_text((m / "config.pbtxt").read_text().replace(
+            'backend: "python"', 'backend: "evil"')), rerecord=True), "is not the config wrn-deploy triton writes"),
+    "serve instance name into the stub's shell, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: (m / "config.pbtxt").write_text((m / "config.pbtxt").read_text().replace(
+            "count: 1", 'name: "x; touch /tmp/pwned #"\n    count: 1')), rerecord=True),
+        "is not the config wrn-deploy triton writes"),
+    "serve a second version folder, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: (m / "2").mkdir(), rerecord=True), "2 is not a file or folder"),
+    "serve an engine inside the onnx, record rewritten": (lambda c: _serve_edit(c, _add_ep_context, rerecord=True),
+                                                          "holds a compiled engine"),
+    "serve a pipe in the model folder": (lambda c: _serve_edit(c, lambda m: os.mkfifo(m / "1" / "fifo")),
+                                         "fifo is not a file or folder"),
     "serve edited model.py": (lambda c: _serve_edit(c, lambda m: (m / "1" / "model.py").write_text("import os\n")),
                               "changed after"),
     "serve extra file": (lambda c: _serve_edit(c, lambda m: (m / "1" / "evil.so").write_bytes(b"\x7fELF")),
@@ -819,7 +867,7 @@ NEW_DOORS = {
         lambda d: d.update(classes=["a\nb", *d["classes"][1:]]))], r"class 0 \('a\\nb'\) has a control"),
     "quantize corrupt cached ranges": (lambda c: ["quantize", c.copy("m.onnx"), "-o", c.tmp / "q2.onnx", "--calib-dir",
                                                   _bad_ranges(c), "--calib-size", "128"],
-                                       "ranges.json: the cached calibration ranges are unreadable"),
+                                       "ranges.json changed after it was calibrated"),
     "eval names the candidate at fault": (lambda c: ["eval", "--onnx", c.copy("m.onnx"), "--onnx", _orphan(c)],
                                           "edited.onnx: its source checkpoint .* is not here"),
 }

@@ -1,3 +1,3 @@
 """wrn-deploy: Wide Residual Networks from training to production inference."""
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -90,9 +91,14 @@ def atomic_output(path, mode: int | None = None, replace: bool = True):
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"output folder {path.parent} does not exist")
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # written, such a file could not be opened by ONNX Runtime or Triton
+        raise UserError(f"output path {os.fsencode(path)!r} is not valid UTF-8; choose another name") from None
     sweep_stale_temporaries(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}{TMP_TAG}", dir=path.parent)
+        # The name's first 50 characters: a legal 250-byte name plus the suffix would not be legal.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:50]}.{os.getpid()}{TMP_TAG}", dir=path.parent)
     except OSError as e:
         raise UserError(f"cannot write in {path.parent}: {e.strerror}") from None
     os.close(fd)
@@ -150,17 +156,26 @@ def ensure_writable_dir(path) -> Path:
     return check_writable_dir(path)
 
 
+# A scratch folder's name, and the file inside it that says wrn-deploy made it: only folders with
+# both are ever removed by another run (a user's "wrn-deploy-results" folder in /tmp is not ours).
+_SCRATCH_NAME = re.compile(r"wrn-deploy-scratch-(\d+)-[a-z0-9-]+-[a-z0-9_]{8}")
+_SCRATCH_MARK = ".wrn-deploy-scratch"
+
+
 def scratch_dir(what: str):
-    """A temporary folder (a context manager) named ``wrn-deploy-PID-WHAT-*``; folders that killed
-    runs left in the temporary directory are removed first."""
+    """A temporary folder (a context manager) named ``wrn-deploy-scratch-PID-WHAT-XXXXXXXX``. Folders
+    of that exact form, holding the mark this function writes, whose process is gone (a killed run),
+    are removed first; nothing else in the temporary directory is touched."""
     import shutil
 
     base = Path(tempfile.gettempdir())
-    for p in base.glob("wrn-deploy-*"):
-        pid = p.name.split("-")[2]
-        if pid.isdigit() and p.is_dir() and not _pid_alive(int(pid)):
+    for p in base.glob("wrn-deploy-scratch-*"):
+        m = _SCRATCH_NAME.fullmatch(p.name)
+        if m and not p.is_symlink() and (p / _SCRATCH_MARK).is_file() and not _pid_alive(int(m.group(1))):
             shutil.rmtree(p, ignore_errors=True)
-    return tempfile.TemporaryDirectory(prefix=f"wrn-deploy-{os.getpid()}-{what}-")
+    tmp = tempfile.TemporaryDirectory(prefix=f"wrn-deploy-scratch-{os.getpid()}-{what}-")
+    (Path(tmp.name) / _SCRATCH_MARK).touch()
+    return tmp
 
 
 @contextlib.contextmanager

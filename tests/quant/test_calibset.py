@@ -7,6 +7,7 @@ import pytest
 from wrn_deploy.card import Step, new_card
 from wrn_deploy.data.synthetic import CLASSES
 from wrn_deploy.errors import UserError
+from wrn_deploy.fileio import sha256_file
 from wrn_deploy.quant import calibset
 
 CARD = new_card("wrn-10-1", CLASSES, 32, (0.5,) * 3, (0.25,) * 3, Step("test"),
@@ -53,4 +54,6 @@ def test_a_cache_made_for_another_model_is_refused(tmp_path):
 
     save_tensors_data(TensorsData(CalibrationMethod.MinMax, {"x": TensorData(lowest=np.float32(-1), highest=np.float32(1))}),
                       folder / "ranges.json")
+    assert not calibset.check_cached(folder, manifest)  # a manifest without the ranges' sha256 (before 0.7)
+    (folder / "manifest.json").write_text(json.dumps(dict(manifest, ranges_sha256=sha256_file(folder / "ranges.json"))))
     assert calibset.check_cached(folder, manifest)

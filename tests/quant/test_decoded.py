@@ -75,12 +75,11 @@ def _quantize(root, target, calib_dir):
 
 
 def _written(report) -> tuple:
-    """What a quantize step wrote that the images decide: ranges, manifest (less its time), guard."""
+    """What a quantize step wrote that the images decide: ranges, manifest, guard."""
     from pathlib import Path
 
     folder = Path(report["calibration"]["folder"])
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest.pop("created")
     return (folder / "ranges.json").read_text(), manifest, report["guard"]
 
 

@@ -1,6 +1,7 @@
 """wrn-deploy quantize on a trained model: the Q/DQ form TensorRT needs, the CPU form, the cache,
 the guard, and bad input."""
 
+import hashlib
 import json
 from collections import Counter
 
@@ -84,6 +85,28 @@ def test_card_manifest_and_cache(tensorrt_int8, trained_onnx):
                     "--calib-size", "128", "--no-progress")
     assert "cached ranges reused" in again.stdout
     assert onnx.load(str(root / "again.onnx")).graph == onnx.load(str(out)).graph
+
+
+def test_cached_ranges_are_checked_and_calibration_is_reproducible(trained_onnx, tmp_path):
+    """The manifest records the ranges' sha256: ranges edited in the cache are refused, not used.
+    The same images give byte-identical manifests and ranges (no time, tensors in sorted order)."""
+    def quantize(calib, out):
+        return run_cli("quantize", trained_onnx, "-o", tmp_path / out, "--calib-dir", tmp_path / calib,
+                       "--calib-size", "64", "--no-guard", "--no-progress", check=False)
+
+    quantize("a", "a.onnx")
+    quantize("b", "b.onnx")
+    (fa,), (fb,) = (tmp_path / "a").iterdir(), (tmp_path / "b").iterdir()
+    for name in ("manifest.json", "ranges.json"):
+        assert (fa / name).read_bytes() == (fb / name).read_bytes(), name
+    manifest = json.loads((fa / "manifest.json").read_text())
+    assert manifest["ranges_sha256"] == hashlib.sha256((fa / "ranges.json").read_bytes()).hexdigest()
+    ranges = json.loads((fa / "ranges.json").read_text())
+    assert list(ranges["data"]) == sorted(ranges["data"])
+    (fa / "ranges.json").write_text(json.dumps(ranges, indent=1))  # the same ranges, other bytes
+    proc = quantize("a", "c.onnx")
+    assert proc.returncode == 2 and "changed after it was calibrated" in proc.stderr, proc.stderr
+    assert not (tmp_path / "c.onnx").exists()
 
 
 def test_fp32_rest_and_cpu_target(trained_onnx, tmp_path):

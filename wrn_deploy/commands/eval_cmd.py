@@ -50,8 +50,10 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
     Several candidates (repeat the options) share one reference run. Exit code 0 when every gate of
     every candidate's precision passes, 1 when one fails.
     """
+    import os
     import sys
 
+    from wrn_deploy.card import artifact_kind
     from wrn_deploy.errors import UserError
     from wrn_deploy.fileio import check_output, write_json, write_text
     from wrn_deploy.parity.evaluate import EvalOptions, evaluate, input_files
@@ -65,6 +67,13 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
         device = resolve_device(device)
     if not paths:
         raise UserError("give a candidate: --engine, --onnx or --checkpoint (each may repeat)")
+    real = [os.path.realpath(p) for p in paths]  # one report per candidate: a file twice would collide
+    twice = next((p for p, r in zip(paths, real) if real.count(r) > 1), None)
+    if twice:
+        raise UserError(f"{twice} is given twice as a candidate (by this name or another)")
+    if reference and artifact_kind(reference) != "checkpoint":  # an export against an export proves nothing
+        raise UserError(f"the reference {reference} is a {artifact_kind(reference)} file; the reference is the "
+                        "PyTorch FP32 checkpoint (.safetensors) the candidates were made from")
     if report and len(paths) > 1:
         raise UserError(f"{spelled('report')} names one report; with several candidates each report goes beside "
                         "its model")
@@ -86,7 +95,18 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
     for rep in reports:  # the verdict first: a report that cannot be written loses nothing shown
         click.echo(terminal(rep))
     for prefix, rep in zip(prefixes, reports):
+        rep = _portable(rep, f"{prefix}.json")
         write_json(f"{prefix}.json", rep, replace=force)
         write_text(f"{prefix}.md", markdown(rep), replace=force)
         click.echo(f"report: {prefix}.json, {prefix}.md")
     sys.exit(0 if all(r["passed"] for r in reports) else 1)
+
+
+def _portable(rep: dict, report: str) -> dict:
+    """The report as written: candidate and reference named from the report's folder, no machine path."""
+    from wrn_deploy.fileio import relative_to
+
+    def moved(part: str) -> dict:
+        return {**rep[part], "path": relative_to(rep[part]["path"], report)}
+
+    return {**rep, "candidate": moved("candidate"), "reference": moved("reference")}

@@ -198,8 +198,8 @@ def check_runtime(runtime: str, precision_hint: str) -> None:
 def calib_size_option(help: str = "Calibration images."):
     from wrn_deploy import limits
 
-    return click.option("--calib-size", type=click.IntRange(1), default=limits.CALIB_SIZE, show_default=True,
-                        help=help)
+    return click.option("--calib-size", type=click.IntRange(limits.CALIB_MIN_IMAGES), default=limits.CALIB_SIZE,
+                        show_default=True, help=help)
 
 
 def calib_method_option(flag: str, dest: str, help: str):

@@ -55,8 +55,7 @@ def quantize(model, output, data, data_dir, skip_bad_images, calib_size, calib_s
 
     if method is None:
         method = "entropy" if quantizer == "modelopt" else limits.CALIB_METHOD
-    given = click.get_current_context().get_parameter_source("percentile") != click.core.ParameterSource.DEFAULT
-    if given and method != "percentile":
+    if given_option("percentile") and method != "percentile":
         # Before 0.6 the default method was the percentile one, which --percentile alone adjusted.
         from wrn_deploy.errors import UserError
 
@@ -65,6 +64,10 @@ def quantize(model, output, data, data_dir, skip_bad_images, calib_size, calib_s
                             "percentile method")
         raise UserError(f"--percentile sets the percentile method's cut; the method here is {method}: "
                         "pass --method percentile with it")
+    if target != "tensorrt" and rest == "fp16" and given_option("rest"):
+        from wrn_deploy.errors import UserError
+
+        raise UserError(f"--rest fp16 applies to --target tensorrt; the {target} target leaves what is not INT8 in FP32")
     spec = QuantSpec(target, method, percentile, rest, placement, quantize_classifier, quantizer)
     opts = QuantOptions(spec=spec, data=data, data_dir=data_dir,
                         calib_size=calib_size, seed=calib_seed, split=calib_split, calib_dir=calib_dir,
@@ -72,3 +75,8 @@ def quantize(model, output, data, data_dir, skip_bad_images, calib_size, calib_s
                         skip_bad_images=skip_bad_images,
                         progress=progress)
     click.echo(format_report(quantize_onnx(model, output, opts, force)))
+
+
+def given_option(name: str) -> bool:
+    """Whether the user gave the option ``name`` (not its default)."""
+    return click.get_current_context().get_parameter_source(name) != click.core.ParameterSource.DEFAULT

@@ -44,6 +44,8 @@ def triton(artifact, repo, name, backend, max_batch, instances, kind, queue_dela
 
     if trt_accelerator and (kind != "gpu" or backend != "native"):
         raise UserError("--trt-accelerator applies to a native ONNX model on --kind gpu")
+    if name is not None and not name.strip():
+        raise UserError("--name is empty; give a model name, or leave --name out for ARCH-PRECISION")
     name = name or _default_name(artifact, verify_key, allow_unverified)
     opts = ServeOptions(name=name, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
                         queue_delay_us=queue_delay_us, trt_accelerator=trt_accelerator)
@@ -88,16 +90,22 @@ def serve(source, host, http_port, grpc_port, metrics_port, log, verify_key, all
     from pathlib import Path
 
     from wrn_deploy.errors import UserError
-    from wrn_deploy.triton.files import check_repository
+    from wrn_deploy.triton.files import check_repository, private_copy
     from wrn_deploy.triton.server import Server
 
     if len({http_port, grpc_port, metrics_port}) != 3:
         raise UserError("--http-port, --grpc-port and --metrics-port must differ")
-    if Path(source).is_dir():
+    if Path(source).is_dir():  # checked as the user's folder, so that errors name its files
         check_repository(source, verify_key, allow_unverified, warn=lambda m: click.echo(m, err=True))
     with tempfile.TemporaryDirectory(prefix="wrn-deploy-serve-") as scratch:
         repo = Path(source)
-        if repo.is_file():
+        if repo.is_dir():  # the server reads a private copy, checked again: nothing can change in between
+            repo = private_copy(repo, Path(scratch) / "repo")
+            try:
+                check_repository(repo, verify_key, allow_unverified, warn=lambda m: None)
+            except UserError:
+                raise UserError(f"{source} changed while serve checked it; run serve again") from None
+        elif repo.is_file():
             from wrn_deploy.triton.config import ServeOptions
             from wrn_deploy.triton.repository import write_repository
 

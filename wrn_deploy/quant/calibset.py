@@ -8,7 +8,6 @@ on images its calibration saw. The images come through ``data.for_card`` like ev
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from wrn_deploy.data import for_card
 from wrn_deploy.errors import UserError
+from wrn_deploy.fileio import sha256_file
 from wrn_deploy.limits import CALIB_IMAGE_PERCENTILE, CALIB_MIN_IMAGES
 
 MANIFEST_FORMAT = "wrn-deploy.calibration/1"
@@ -67,7 +67,7 @@ def make_manifest(data: CalibrationData, model_sha256: str, target: str, method:
             "seed": seed, "size": len(data.calib), "method": method,
             "percentile": {"percentile": percentile, "image-percentile": CALIB_IMAGE_PERCENTILE}.get(method),
             "ids_sha256": ids_digest(data.calib.ids), "images_sha256": data.calib.part.digest(),
-            "ids": data.calib.ids, "image_sha256": data.calib.part.image_digests(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "ids": data.calib.ids, "image_sha256": data.calib.part.image_digests()}
 
 
 def calibration_folder(root: Path, arch: str, manifest: dict) -> Path:
@@ -103,8 +103,11 @@ def check_cached(folder: Path, manifest: dict) -> bool:
                             f"({str(old.get(key))[:16]} != {str(manifest[key])[:16]}); delete it or "
                             "choose another --calib-dir")
     ranges = folder / "ranges.json"
-    if not ranges.exists():
+    if not ranges.exists() or "ranges_sha256" not in old:  # interrupted, or from before 0.7: calibrate again
         return False
+    if sha256_file(ranges) != old["ranges_sha256"]:
+        raise UserError(f"{ranges} changed after it was calibrated (its sha256 is not the one in manifest.json); "
+                        f"delete {folder} to recalibrate")
     _check_ranges(ranges)
     return True
 

@@ -1,6 +1,7 @@
 """FP32 ONNX -> INT8 Q/DQ ONNX: choose calibration images, calibrate (or reuse cached ranges),
 quantize, guard the accuracy, record everything; the output is written only when all succeed."""
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 from wrn_deploy.card import FP32, Card, read_card
 from wrn_deploy.errors import UserError
 from wrn_deploy.fileio import atomic_output, check_output, relative_to, scratch_dir, sha256_file, write_json
-from wrn_deploy.limits import CALIB_SIZE, INT8_MAX_DROP, INT8_MIN_AGREEMENT, guard_min_images
+from wrn_deploy.limits import CALIB_MIN_IMAGES, CALIB_SIZE, INT8_MAX_DROP, INT8_MIN_AGREEMENT, guard_min_images
 from wrn_deploy.quant.qdq import QuantSpec
 
 
@@ -40,6 +41,9 @@ def _check_classifier(path: Path) -> Card:
     if (len(graph.input) != 1 or inp.elem_type != onnx.TensorProto.FLOAT or len(inp.shape.dim) != 4
             or out.shape.dim[-1].dim_value != card.num_classes):
         raise UserError(f"{path} is not a float32 image classifier with {card.num_classes} outputs")
+    if inp.shape.dim[0].HasField("dim_value"):  # calibration and the guard send batches of their own size
+        raise UserError(f"{path} takes batches of exactly {inp.shape.dim[0].dim_value} (export --static-batch); "
+                        "quantize an export with a dynamic batch (export without --static-batch)")
     return card
 
 
@@ -55,9 +59,12 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
                            opts.allow_other_data, opts.skip_bad_images)
     need = guard_min_images(opts.max_drop) if opts.max_drop is not None else 0
     if len(data.guard) < need:
+        # a smaller calibration set frees images for the guard, down to calibration's own minimum
+        fewer = "lower --calib-size, " if len(data.guard) + opts.calib_size - CALIB_MIN_IMAGES >= need else ""
         raise UserError(f"the accuracy guard would score only {len(data.guard)} held-out images, where one image is "
                         f"{100 / max(len(data.guard), 1):.2f} points; a {opts.max_drop:g}-point bound needs at least "
-                        f"{need}: lower --calib-size, hold out more when training (--val-size), or pass --no-guard")
+                        f"{need}: {fewer}hold out more when training (--val-size), raise --max-int8-drop, or pass "
+                        "--no-guard")
     decoded.share(data.calib)  # small images: the manifest's pixel digests read the kept decode
     manifest = calibset.make_manifest(data, sha256_file(onnx_path), opts.spec.target, opts.spec.method,
                                       opts.spec.percentile, opts.seed, layout=opts.spec.layout,
@@ -68,10 +75,19 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
         from wrn_deploy.quant import producers
 
         producer = producers.for_spec(opts.spec, Path(tmp))  # fails here when ModelOpt is missing
+        made = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
         job = _Job(onnx_path, output, card, opts, manifest, folder, cached, producer, Path(tmp))
-        result = _quantize_and_guard(job, data)
+        try:
+            result = _quantize_and_guard(job, data)
+        except BaseException:
+            if made:  # a failed first run leaves no empty folder behind (another run's files stay)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
         if not cached:
+            if job.ranges.is_file():  # what check_cached verifies before the ranges are reused
+                manifest = {**manifest, "ranges_sha256": sha256_file(job.ranges)}
             write_json(folder / "manifest.json", manifest)
         report = _finish(job, result, force)
     write_json(output.with_suffix(".report.json"), _portable(report, output), replace=force)

@@ -37,6 +37,10 @@ class QuantSpec:
     quantize_classifier: bool = False  # fusion placement: also quantize the Gemm
     quantizer: str = "wrn-deploy"  # who writes the Q/DQ: "wrn-deploy" (ONNX Runtime's tools) or "modelopt"
 
+    def __post_init__(self):
+        if self.target != "tensorrt":  # the cpu and openvino forms leave what is not INT8 in FP32
+            self.rest = "fp32"
+
     def check(self) -> None:
         if self.target not in TARGETS or self.method not in CALIB_METHODS or self.quantizer not in QUANTIZERS:
             raise UserError(f"unknown target/method/quantizer {self.target}/{self.method}/{self.quantizer}")
@@ -153,7 +157,13 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
         else:
             batch = _batch(calibrator, chunks)
             ranges = collect.histogram_ranges(calibrator, lambda: chunks(batch), progress)
-    save_tensors_data(ranges, ranges_path)
+    from onnxruntime.quantization.calibrate import TensorsData
+
+    from wrn_deploy.fileio import atomic_output
+
+    # Sorted by tensor name: the same images give the same bytes (the manifest records their sha256).
+    with atomic_output(ranges_path) as tmp:
+        save_tensors_data(TensorsData(ranges.calibration_method, dict(sorted(ranges.data.items()))), tmp)
 
 
 def _batch(calibrator, chunks) -> int:

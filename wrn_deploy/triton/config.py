@@ -21,6 +21,15 @@ class ServeOptions:
     trt_accelerator: bool = False  # onnxruntime on a GPU: its TensorRT execution accelerator
 
 
+def name_ok(name: str) -> bool:
+    """A model name Triton and a shell both take as it is (the Python backend starts its stub through
+    bash with the model's path in the command line)."""
+    return bool(name) and set(name) <= _NAME_CHARS and not name.startswith(".")
+
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
 def preferred_sizes(max_batch: int) -> list:
     """Powers of two up to the largest batch: what dynamic batching tries to form."""
     sizes, b = [], 1

@@ -31,7 +31,6 @@ from wrn_deploy.runners.base import TensorMeta
 from wrn_deploy.triton import config as C
 from wrn_deploy.triton.files import RECORD, record_text
 
-NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
 @dataclass
@@ -91,7 +90,7 @@ def write_repository(artifact, repo, opts: C.ServeOptions, force: bool = False, 
                      verify_key=None, allow_unverified: bool = False, warn=print, raw_pixels: bool = False) -> Written:
     """``raw_pixels``: serve an ONNX file behind a UINT8 0-255 input (``export.raw_pixels``)."""
     artifact, repo = Path(artifact), Path(repo)
-    if not set(opts.name) <= NAME_OK or opts.name.startswith("."):
+    if not C.name_ok(opts.name):
         raise UserError(f"model name {opts.name!r}: use letters, digits, '-', '_' and '.'")
     kind = artifact_kind(artifact)
     if raw_pixels and kind != "onnx":

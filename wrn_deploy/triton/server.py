@@ -145,9 +145,10 @@ class Server:
     http_port: int = 8000
     grpc_port: int = 8001
     metrics_port: int = 8002
-    models: tuple = ()            # with models: explicit control, load only these
+    models: tuple = ()            # serve only these (from a private folder of links to them)
     log: Path | None = None       # where the server's output goes [default: discarded]
     process: subprocess.Popen | None = None
+    served: Path | None = None    # the folder the server reads: repo, or the private one
 
     @property
     def http(self) -> str:
@@ -158,18 +159,30 @@ class Server:
         return f"{self.host}:{self.grpc_port}"
 
     def command(self, binary: TritonBinary) -> list:
-        cmd = [str(binary.exe), f"--model-repository={self.repo}", f"--backend-directory={binary.backends}",
+        cmd = [str(binary.exe), f"--model-repository={self.served or self.repo}",
+               f"--backend-directory={binary.backends}",
                f"--http-address={self.host}", f"--http-port={self.http_port}",
                f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
                f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
                "--exit-on-error=true", "--strict-readiness=true", "--log-verbose=0"]
-        if self.models:
-            cmd += ["--model-control-mode=explicit", *(f"--load-model={m}" for m in self.models)]
+        # No --model-control-mode=explicit: it opens the repository API on the port, through which
+        # anyone who can reach it could load a model with their own model.py.
         return cmd
 
     def start(self, timeout: float = 120) -> "Server":
         binary = require_tritonserver()
         check_backends(self.repo, binary, self.models)
+        if self.models:
+            self.served = Path(tempfile.mkdtemp(prefix="wrn-deploy-models-"))
+            for m in self.models:
+                (self.served / m).symlink_to((Path(self.repo) / m).resolve(), target_is_directory=True)
+        try:
+            return self._start(binary, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, binary, timeout: float) -> "Server":
         for port in (self.http_port, self.grpc_port, self.metrics_port):
             check_port_free(self.host, port)
         env = dict(os.environ, **binary.env)
@@ -212,6 +225,7 @@ class Server:
     def stop(self, grace: float = 15) -> int | None:
         """SIGTERM to the server's process group (its backend stubs too), then SIGKILL if it lingers."""
         if self.process is None:
+            self._drop_served()
             return None
         if self.process.poll() is None:
             for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
@@ -228,7 +242,13 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self._drop_served()
         return self.process.returncode
+
+    def _drop_served(self) -> None:
+        if self.served is not None:
+            shutil.rmtree(self.served, ignore_errors=True)
+            self.served = None
 
     def __enter__(self):
         return self.start()
