@@ -846,6 +846,10 @@ NEW_DOORS = {
     "pipeline arch": (lambda c: ["pipeline", "--arch", "wrn-27-10", "-o", c.tmp / "p"], "valid forms"),
     "pipeline checkpoint missing": (lambda c: ["pipeline", "--checkpoint", c.tmp / "no.safetensors", "-o",
                                                c.tmp / "p"], "does not exist"),
+    "pipeline calib-size above held-out": (lambda c: ["pipeline", "--calib-size", "1000", "-o", c.tmp / "p"],
+                                           "give at most 999"),
+    "pipeline calib-size above checkpoint's held-out": (lambda c: ["pipeline", "--checkpoint", c.ckpt(), "--calib-size",
+                                                                   "100000", "-o", c.tmp / "p"], "leaves no held-out"),
     # report
     "report no report.json": (lambda c: [(c.tmp / "p").mkdir() or "report", c.tmp / "p"], "cannot read it"),
     "report not json": (lambda c: ["report", _report_folder(c, "{nope")], "is not JSON"),

@@ -21,7 +21,7 @@ from wrn_deploy.data.sources import (
     load_folder,
     load_svhn,
 )
-from wrn_deploy.data.table import IMAGENET_STATS, NAMES, SPLITS, SYNTHETIC_SIZES, TABLE
+from wrn_deploy.data.table import IMAGENET_STATS, NAMES, SPLITS, SYNTHETIC_SIZES, TABLE, held_out_size
 from wrn_deploy.errors import UserError
 
 
@@ -174,7 +174,7 @@ def load_dataset(name: str, data_dir=None, val_size: int | None = None, split_se
         val_size, n_train, n_val = None, 0, 0
     else:
         if val_size is None:
-            val_size = TABLE[name].default_val or min(5000, max(1, len(train_full) // 10))
+            val_size = held_out_size(name, len(train_full))
         _check_val_size(len(train_full), val_size)
         n_train, n_val = len(train_full) - val_size, val_size
     identity = {"name": name, "source": source, "classes": len(classes), "class_names": list(classes),

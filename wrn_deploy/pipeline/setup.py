@@ -31,6 +31,7 @@ def resolve(opts):
         raise UserError(f"--device {opts.device!r}: use auto, cpu, cuda or cuda:N")
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU")
+    _check_calib_size(opts)
     out = opts.out or Path("runs") / f"{opts.arch}-{opts.data}-pipeline"
     return replace(opts, out=Path(out))
 
@@ -50,6 +51,22 @@ def _from_checkpoint(opts):
     if opts.epochs:
         raise UserError("--epochs trains; with --checkpoint nothing is trained")
     return replace(opts, arch=card.arch, data=name)
+
+
+def _check_calib_size(opts) -> None:
+    """INT8 calibration takes --calib-size of the images held out of training and leaves the rest to
+    the accuracy guard: too many is refused now, not after an hour of training."""
+    from wrn_deploy.data.table import held_out_size
+
+    if opts.checkpoint:
+        from wrn_deploy.card import read_card
+
+        held = (read_card(opts.checkpoint).dataset or {}).get("val")
+    else:
+        held = held_out_size(opts.data)
+    if isinstance(held, int) and held > 0 and opts.calib_size >= held:
+        raise UserError(f"--calib-size {opts.calib_size} leaves no held-out images for the INT8 accuracy guard "
+                        f"({held} are held out of {opts.data}'s training split); give at most {held - 1}")
 
 
 @contextlib.contextmanager
