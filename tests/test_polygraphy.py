@@ -3,9 +3,11 @@ on the files `export` and `quantize` write: they pass its lint, its constant fol
 left to fold, its ONNX Runtime backend gives the logits wrn-deploy's runner gives, and its
 comparison of FP16 and INT8 against FP32 passes at their tolerances and fails at a tight one."""
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +51,10 @@ def files(kit, tmp_path_factory) -> Path:
 
 def polygraphy(*args) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("polygraphy")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
+    # Its own TMPDIR, removed after: `surgeon sanitize --fold-constants` leaves a copy of the model there.
+    with tempfile.TemporaryDirectory(prefix="wrn-deploy-test-polygraphy-") as tmp:
+        return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
+                              env=dict(os.environ, TMPDIR=tmp))
 
 
 def _run(files, form, *extra) -> subprocess.CompletedProcess:

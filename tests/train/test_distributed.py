@@ -8,6 +8,7 @@
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -35,8 +36,9 @@ def runs(tmp_path_factory):
     cmd = [sys.executable, "-m", "wrn_deploy", "train", *ARGS]
     subprocess.run([*cmd, "--out", str(root / "one")], cwd=ROOT, check=True, capture_output=True)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m"]
+    (root / "tmp").mkdir()  # torchrun's log folders go there, not into the machine's /tmp
     subprocess.run([*torchrun, "wrn_deploy", "train", *ARGS, "--out", str(root / "two")], cwd=ROOT,
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env=dict(os.environ, TMPDIR=str(root / "tmp")))
     return root
 
 
