@@ -617,12 +617,30 @@ def _rerecord(folder: Path) -> None:
     (folder / RECORD).write_text(record_text(folder))
 
 
-def _add_ep_context(model: Path) -> None:
-    """An EPContext node (an embedded TensorRT engine, for ONNX Runtime's TensorRT provider)."""
+def _add_ep_context(model: Path, where: str = "graph") -> None:
+    """An EPContext node (an embedded TensorRT engine, for ONNX Runtime's TensorRT provider) in the
+    main graph, in a branch of an If node, or in a model-local function."""
+    h = onnx.helper
     onnx_model = onnx.load(str(model / "1" / "model.onnx"))
-    onnx_model.graph.node.append(onnx.helper.make_node("EPContext", [], ["ctx"], domain="com.microsoft",
-                                                       ep_cache_context=b"engine bytes", embed_mode=1))
+    node = h.make_node("EPContext", [], ["ctx"], domain="com.microsoft", ep_cache_context=b"engine bytes", embed_mode=1)
+    if where == "graph":
+        onnx_model.graph.node.append(node)
+    elif where == "if":
+        out = h.make_tensor_value_info("ctx", onnx.TensorProto.FLOAT, None)
+        branch = h.make_graph([node], "branch", [], [out])
+        onnx_model.graph.node.append(h.make_node("If", ["cond"], ["ctx"], then_branch=branch, else_branch=branch))
+    else:
+        onnx_model.functions.append(h.make_function("local", "engine", [], ["ctx"], [node],
+                                                    [h.make_opsetid("com.microsoft", 1)]))
     onnx.save(onnx_model, str(model / "1" / "model.onnx"))
+
+
+def _smuggle_through_arch(model: Path) -> None:
+    card = json.loads((model / "card.json").read_text())
+    evil = card["arch"] + '" } } parameters { key: "EXECUTION_ENV_PATH" value { string_value: "/tmp/env.tar.gz'
+    text = (model / "config.pbtxt").read_text().replace(f'string_value: "{card["arch"]}"', f'string_value: "{evil}"')
+    (model / "config.pbtxt").write_text(text)
+    (model / "card.json").write_text(json.dumps({**card, "arch": evil}))
 
 
 def _config_add(model: Path, line: str) -> None:
@@ -787,6 +805,17 @@ NEW_DOORS = {
         c, lambda m: (m / "2").mkdir(), rerecord=True), "2 is not a file or folder"),
     "serve an engine inside the onnx, record rewritten": (lambda c: _serve_edit(c, _add_ep_context, rerecord=True),
                                                           "holds a compiled engine"),
+    "serve an engine in an If branch, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: _add_ep_context(m, "if"), rerecord=True), "holds a compiled engine"),
+    "serve an engine in a local function, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: _add_ep_context(m, "function"), rerecord=True), "holds a compiled engine"),
+    # The card's arch is pasted into config.pbtxt: quotes in it could add fields to a config that
+    # still equals what triton renders for that card.
+    "serve card arch smuggles config fields, record rewritten": (lambda c: _serve_edit(
+        c, _smuggle_through_arch, rerecord=True), "is not a WRN name"),
+    "serve a second record in the version folder, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: (m / "1" / "wrn-deploy-files.json").write_text("{}"), rerecord=True),
+        "is not a file wrn-deploy triton writes"),
     "serve a pipe in the model folder": (lambda c: _serve_edit(c, lambda m: os.mkfifo(m / "1" / "fifo")),
                                          "fifo is not a file or folder"),
     "serve edited model.py": (lambda c: _serve_edit(c, lambda m: (m / "1" / "model.py").write_text("import os\n")),
@@ -847,9 +876,11 @@ NEW_DOORS = {
     "pipeline checkpoint missing": (lambda c: ["pipeline", "--checkpoint", c.tmp / "no.safetensors", "-o",
                                                c.tmp / "p"], "does not exist"),
     "pipeline calib-size above held-out": (lambda c: ["pipeline", "--calib-size", "1000", "-o", c.tmp / "p"],
-                                           "give at most 999"),
+                                           "give --calib-size 600 or fewer"),
+    "pipeline calib-size leaves the guard too few": (lambda c: ["pipeline", "--calib-size", "700", "-o", c.tmp / "p"],
+                                                     "leaves 300 of the 1000 images"),
     "pipeline calib-size above checkpoint's held-out": (lambda c: ["pipeline", "--checkpoint", c.ckpt(), "--calib-size",
-                                                                   "100000", "-o", c.tmp / "p"], "leaves no held-out"),
+                                                                   "100000", "-o", c.tmp / "p"], "held out of"),
     # report
     "report no report.json": (lambda c: [(c.tmp / "p").mkdir() or "report", c.tmp / "p"], "cannot read it"),
     "report not json": (lambda c: ["report", _report_folder(c, "{nope")], "is not JSON"),

@@ -83,6 +83,11 @@ def test_every_artifact_kind_reads_through_one_function(tmp_path):
     ({"preprocess": {"resize": 40, "interpolation": "lanczos"}}, "interpolation 'lanczos': choose one of"),
     ({"preprocess": {"resize": 40, "crop": 32}}, "unknown field 'crop'"),
     ({"preprocess": "resize 256"}, "preprocess must be an object"),
+    ({"arch": 'wrn-10-1" } } model_operations { op_library_filename: "x.so'}, "is not a WRN name"),
+    ({"arch": "wrn-10-1 "}, "is not a WRN name"),
+    ({"arch": "wrn-11-1"}, "is not a WRN name"),
+    ({"arch": 7}, "is not a WRN name"),
+    ({"input": {"layout": "NCHW\nparameters {}", "value_range": [0, 1]}}, "input layout"),
 ])
 def test_a_bad_card_is_one_clear_error(change, fragment):
     good = new_card("wrn-10-1", ["a", "b", "c"], 32, (0.5,) * 3, (0.25,) * 3, Step("x")).to_dict()

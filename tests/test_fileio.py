@@ -1,5 +1,6 @@
 """Scratch folders and temporary outputs: what a run cleans up is only what a run left."""
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -39,8 +40,14 @@ def test_scratch_cleanup_removes_only_folders_a_killed_run_left(tmpdir_env):
         (folder / "notes.txt").write_text("mine")
     link = tmpdir_env / f"wrn-deploy-scratch-{pid}-x-abcdefgh"
     os.symlink(users[0], link)
-    with scratch_dir("calibrate") as tmp:
-        assert (Path(tmp) / ".wrn-deploy-scratch").is_file()
+    # A live run whose process number looks dead from here (another PID namespace): its mark is locked.
+    live = tmpdir_env / f"wrn-deploy-scratch-{pid}-quantize-live1234"
+    live.mkdir()
+    with open(live / ".wrn-deploy-scratch", "w") as mark:
+        fcntl.flock(mark, fcntl.LOCK_EX)
+        with scratch_dir("calibrate") as tmp:
+            assert (Path(tmp) / ".wrn-deploy-scratch").is_file()
+        assert live.is_dir()
     assert not stale.exists() and not Path(tmp).exists()
     assert all((folder / "notes.txt").read_text() == "mine" for folder in users) and link.is_symlink()
 

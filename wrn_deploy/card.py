@@ -291,6 +291,25 @@ def check_class_names(classes, where: str) -> None:
         seen[name] = i
 
 
+LAYOUTS = ("NCHW", "NHWC")
+
+
+def _arch_problem(arch) -> list:
+    """A WRN name as ``parse_arch`` reads it, and nothing more: the name goes into files other tools
+    parse (Triton's config.pbtxt), so a card cannot smuggle text into them."""
+    import re
+
+    from wrn_deploy.arch.names import parse_arch
+
+    if not isinstance(arch, str) or not re.fullmatch(r"[A-Za-z0-9(),-]+", arch):
+        return [f"arch {str(arch)[:40]!r} is not a WRN name"]
+    try:
+        parse_arch(arch)
+    except UserError:
+        return [f"arch {arch[:40]!r} is not a WRN name"]
+    return []
+
+
 def _check(card: Card, d: dict, where: str) -> None:
     problems = []
     if card.kind not in KINDS:
@@ -311,6 +330,9 @@ def _check(card: Card, d: dict, where: str) -> None:
         problems.append("mean and std must be three finite numbers each, std positive")
     if not 0 <= card.dropout < 1:
         problems.append(f"dropout {card.dropout} is outside [0, 1)")
+    problems += _arch_problem(card.arch)
+    if card.input.layout not in LAYOUTS:
+        problems.append(f"input layout {card.input.layout!r} is not one of {', '.join(LAYOUTS)}")
     if problems:
         raise UserError(f"{where}: the card is invalid: {'; '.join(problems)}")
 

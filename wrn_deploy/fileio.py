@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -162,20 +163,43 @@ _SCRATCH_NAME = re.compile(r"wrn-deploy-scratch-(\d+)-[a-z0-9-]+-[a-z0-9_]{8}")
 _SCRATCH_MARK = ".wrn-deploy-scratch"
 
 
+@contextlib.contextmanager
 def scratch_dir(what: str):
-    """A temporary folder (a context manager) named ``wrn-deploy-scratch-PID-WHAT-XXXXXXXX``. Folders
-    of that exact form, holding the mark this function writes, whose process is gone (a killed run),
-    are removed first; nothing else in the temporary directory is touched."""
+    """A temporary folder named ``wrn-deploy-scratch-PID-WHAT-XXXXXXXX``, whose mark file this run
+    holds locked while it lives. Folders of that exact form whose mark is unlocked and whose process
+    is gone (a killed run) are removed first; nothing else in the temporary directory is touched.
+    The lock, not only the process id, says a run is alive: a run in another PID namespace (a
+    container sharing /tmp) can hold a number this one sees as dead."""
+    import fcntl
     import shutil
 
     base = Path(tempfile.gettempdir())
     for p in base.glob("wrn-deploy-scratch-*"):
         m = _SCRATCH_NAME.fullmatch(p.name)
-        if m and not p.is_symlink() and (p / _SCRATCH_MARK).is_file() and not _pid_alive(int(m.group(1))):
+        if m and not p.is_symlink() and not _pid_alive(int(m.group(1))) and _unheld(p / _SCRATCH_MARK):
             shutil.rmtree(p, ignore_errors=True)
-    tmp = tempfile.TemporaryDirectory(prefix=f"wrn-deploy-scratch-{os.getpid()}-{what}-")
-    (Path(tmp.name) / _SCRATCH_MARK).touch()
-    return tmp
+    with tempfile.TemporaryDirectory(prefix=f"wrn-deploy-scratch-{os.getpid()}-{what}-") as tmp:
+        with open(Path(tmp) / _SCRATCH_MARK, "w") as mark:
+            fcntl.flock(mark, fcntl.LOCK_EX)
+            yield tmp
+
+
+def _unheld(mark: Path) -> bool:
+    """True when ``mark`` is a regular file no process holds locked."""
+    import fcntl
+
+    try:
+        fd = os.open(mark, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+    return True
 
 
 @contextlib.contextmanager

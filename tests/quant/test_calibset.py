@@ -45,15 +45,17 @@ def test_a_cache_made_for_another_model_is_refused(tmp_path):
     manifest = calibset.make_manifest(data, "a" * 64, "tensorrt", "minmax", 99.99, 0)
     folder = calibset.calibration_folder(tmp_path, "wrn-10-1", manifest)
     folder.mkdir()
+    copy = tmp_path / "copy.json"
     (folder / "manifest.json").write_text(json.dumps(dict(manifest, model_sha256="b" * 64)))
     with pytest.raises(UserError, match="another model"):
-        calibset.check_cached(folder, manifest)
+        calibset.check_cached(folder, manifest, copy)
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    assert not calibset.check_cached(folder, manifest)  # no ranges yet
+    assert not calibset.check_cached(folder, manifest, copy)  # no ranges yet
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, save_tensors_data
 
     save_tensors_data(TensorsData(CalibrationMethod.MinMax, {"x": TensorData(lowest=np.float32(-1), highest=np.float32(1))}),
                       folder / "ranges.json")
-    assert not calibset.check_cached(folder, manifest)  # a manifest without the ranges' sha256 (before 0.7)
+    assert not calibset.check_cached(folder, manifest, copy)  # a manifest without the ranges' sha256 (before 0.7)
     (folder / "manifest.json").write_text(json.dumps(dict(manifest, ranges_sha256=sha256_file(folder / "ranges.json"))))
-    assert calibset.check_cached(folder, manifest)
+    assert calibset.check_cached(folder, manifest, copy)
+    assert copy.read_bytes() == (folder / "ranges.json").read_bytes()  # quantization reads the checked copy

@@ -229,6 +229,25 @@ def test_openvino_config_semantics():
             C.check_semantics(C.parse(text.replace(old, new), "c"), card, inp, out, (1, None), "c")
 
 
+def test_render_writes_no_text_that_could_add_fields():
+    """Every string pasted into config.pbtxt is checked: a quote in a card's arch or a tensor name
+    would end its string and start fields of the writer's choosing."""
+    from types import SimpleNamespace
+
+    from wrn_deploy.runners.base import TensorMeta
+    from wrn_deploy.triton import config as C
+
+    inp, out = TensorMeta("images", "float32", (-1, 3, 32, 32)), TensorMeta("logits", "float32", (-1, 10))
+    card = SimpleNamespace(input=SimpleNamespace(layout="NCHW"), arch="wrn-40-2-B(3,3,3)", precision="int8+fp16")
+    C.parse(C.render(card, inp, out, C.ServeOptions("m", "python")), "c")
+    evil = 'wrn-10-1" } } model_operations { op_library_filename: "/tmp/x.so'
+    for bad_card, bad_inp in ((SimpleNamespace(**{**card.__dict__, "arch": evil}), inp),
+                              (card, TensorMeta('images"\n', "float32", (-1, 3, 32, 32))),
+                              (SimpleNamespace(**{**card.__dict__, "input": SimpleNamespace(layout="NCHW\nx")}), inp)):
+        with pytest.raises(UserError, match="cannot be written into a Triton config|has no Triton format"):
+            C.render(bad_card, bad_inp, out, C.ServeOptions("m", "python"))
+
+
 def test_a_server_without_the_backend_is_refused_before_it_starts(served_onnx, tmp_path):
     """check_backends looks for BACKENDS/NAME, where Triton loads a backend from."""
     from wrn_deploy.triton.server import TritonBinary, check_backends

@@ -1,11 +1,14 @@
 """Model registry: ``create_model(name, num_classes, dropout)`` for CIFAR WRNs, WRN-50-2 and WRN-101-2."""
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from wrn_deploy.arch.names import ArchSpec, parse_arch
 
+if TYPE_CHECKING:  # names.py is read where no PyTorch is installed (cards check their arch with it)
+    from torch import nn
 
-def create_model(name: str, num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
+
+def create_model(name: str, num_classes: int = 10, dropout: float = 0.0) -> "nn.Module":
     """Build the network named ``name`` on the CPU; move it with ``.to(device)`` afterwards."""
     spec = parse_arch(name)
     if spec.imagenet:

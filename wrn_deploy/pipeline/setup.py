@@ -54,19 +54,29 @@ def _from_checkpoint(opts):
 
 
 def _check_calib_size(opts) -> None:
-    """INT8 calibration takes --calib-size of the images held out of training and leaves the rest to
-    the accuracy guard: too many is refused now, not after an hour of training."""
+    """INT8 calibration takes --calib-size of the images held out of training, and the accuracy guard
+    needs enough of the rest for its bound (quantize's own check): too many is refused now, not
+    after an hour of training. Checked where the held-out count is known before any data is read."""
     from wrn_deploy.data.table import held_out_size
+    from wrn_deploy.limits import CALIB_MIN_IMAGES, guard_min_images
 
     if opts.checkpoint:
         from wrn_deploy.card import read_card
 
         held = (read_card(opts.checkpoint).dataset or {}).get("val")
-    else:
-        held = held_out_size(opts.data)
-    if isinstance(held, int) and held > 0 and opts.calib_size >= held:
-        raise UserError(f"--calib-size {opts.calib_size} leaves no held-out images for the INT8 accuracy guard "
-                        f"({held} are held out of {opts.data}'s training split); give at most {held - 1}")
+    else:  # a --data-dir can hold a folder of any size: known once it is read
+        held = held_out_size(opts.data) if opts.data == "synthetic" or not opts.data_dir else None
+    if not isinstance(held, int) or isinstance(held, bool) or held <= 0:
+        return
+    drop = opts.max_int8_drop
+    need = guard_min_images(drop) if drop is not None else 1
+    if held - opts.calib_size >= need:
+        return
+    bound = f"the INT8 guard's {drop:g}-point bound needs {need}" if drop is not None else "the guard needs one"
+    fix = (f"give --calib-size {held - need} or fewer" if held - need >= CALIB_MIN_IMAGES else
+           "raise --max-int8-drop")
+    raise UserError(f"--calib-size {opts.calib_size} leaves {max(held - opts.calib_size, 0)} of the {held} images "
+                    f"held out of {opts.data}'s training split, and {bound}: {fix}")
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ import numpy as np
 
 from wrn_deploy.data import for_card
 from wrn_deploy.errors import UserError
-from wrn_deploy.fileio import sha256_file
 from wrn_deploy.limits import CALIB_IMAGE_PERCENTILE, CALIB_MIN_IMAGES
 
 MANIFEST_FORMAT = "wrn-deploy.calibration/1"
@@ -85,9 +84,10 @@ def calibration_folder(root: Path, arch: str, manifest: dict) -> Path:
     return Path(root) / f"{name}-{manifest['ids_sha256'][:8]}"
 
 
-def check_cached(folder: Path, manifest: dict) -> bool:
-    """True when ``folder`` holds ranges made from exactly these inputs; an error when it holds
-    ranges made for something else."""
+def check_cached(folder: Path, manifest: dict, copy_to: Path) -> bool:
+    """True when ``folder`` holds ranges made from exactly these inputs, copied to ``copy_to`` (what
+    quantization reads: the bytes that were checked, whatever happens to the shared folder later);
+    an error when it holds ranges made for something else."""
     path = folder / "manifest.json"
     if not path.exists():
         return False
@@ -105,15 +105,17 @@ def check_cached(folder: Path, manifest: dict) -> bool:
     ranges = folder / "ranges.json"
     if not ranges.exists() or "ranges_sha256" not in old:  # interrupted, or from before 0.7: calibrate again
         return False
-    if sha256_file(ranges) != old["ranges_sha256"]:
+    data = ranges.read_bytes()
+    if hashlib.sha256(data).hexdigest() != old["ranges_sha256"]:
         raise UserError(f"{ranges} changed after it was calibrated (its sha256 is not the one in manifest.json); "
                         f"delete {folder} to recalibrate")
-    _check_ranges(ranges)
+    copy_to.write_bytes(data)
+    _check_ranges(copy_to, ranges)
     return True
 
 
-def _check_ranges(path: Path) -> None:
-    """Cached ranges are read by ONNX Runtime later; a damaged file is named now, not there."""
+def _check_ranges(path: Path, shown: Path) -> None:
+    """Cached ranges are read by ONNX Runtime later; a damaged file (``shown``) is named now, not there."""
     from onnxruntime.quantization.calibrate import load_tensors_data
 
     try:
@@ -124,5 +126,5 @@ def _check_ranges(path: Path) -> None:
     else:
         why = "no (min, max) range per tensor"
     if not ok:
-        raise UserError(f"{path}: the cached calibration ranges are unreadable ({why[:120]}); delete "
-                        f"{path.parent} to recalibrate")
+        raise UserError(f"{shown}: the cached calibration ranges are unreadable ({why[:120]}); delete "
+                        f"{shown.parent} to recalibrate")

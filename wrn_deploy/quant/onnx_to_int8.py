@@ -2,6 +2,7 @@
 quantize, guard the accuracy, record everything; the output is written only when all succeed."""
 
 import contextlib
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,10 +71,10 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
                                       opts.spec.percentile, opts.seed, layout=opts.spec.layout,
                                       quantizer=opts.spec.quantizer)
     folder = calibset.calibration_folder(Path(opts.calib_dir), card.arch, manifest)
-    cached = calibset.check_cached(folder, manifest)
     with scratch_dir("quantize") as tmp:
         from wrn_deploy.quant import producers
 
+        cached = calibset.check_cached(folder, manifest, copy_to=Path(tmp) / "ranges.json")
         producer = producers.for_spec(opts.spec, Path(tmp))  # fails here when ModelOpt is missing
         made = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,9 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
                     folder.rmdir()
             raise
         if not cached:
-            if job.ranges.is_file():  # what check_cached verifies before the ranges are reused
+            if job.ranges.is_file():  # cached for the next run, with what check_cached verifies then
+                with atomic_output(folder / "ranges.json") as dst:
+                    shutil.copyfile(job.ranges, dst)
                 manifest = {**manifest, "ranges_sha256": sha256_file(job.ranges)}
             write_json(folder / "manifest.json", manifest)
         report = _finish(job, result, force)
@@ -117,7 +120,9 @@ class _Job:
 
     @property
     def ranges(self) -> Path:
-        return self.folder / "ranges.json"
+        """The ranges quantization reads: a private copy (checked, or just calibrated), never the
+        shared folder's file, which another run could change in between."""
+        return self.tmp / "ranges.json"
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,18 @@ OPENVINO_PARAMETERS = {"NUM_STREAMS": "1", "PERFORMANCE_HINT": "LATENCY", "ENABL
 
 
 def _parameter(key: str, value: str) -> str:
-    return 'parameters { key: "' + key + '" value { string_value: "' + value + '" } }'
+    return 'parameters { key: "' + _text(key) + '" value { string_value: "' + _text(value) + '" } }'
+
+
+_TEXT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/(),+-")
+
+
+def _text(value: str) -> str:
+    """A string for the config, as it is: only characters that need no escaping, so no value (a
+    card's arch, a tensor's name) can close its quotes and add fields of its own."""
+    if not value or not set(value) <= _TEXT_CHARS:
+        raise UserError(f"{value[:40]!r} cannot be written into a Triton config: use letters, digits and ._:/(),+-")
+    return value
 
 
 def render(card, inp, out, opts: ServeOptions) -> str:
@@ -65,12 +76,14 @@ def render(card, inp, out, opts: ServeOptions) -> str:
     openvino = opts.backend == "openvino"
     # openvino always runs max_batch_size images (padded), so a smaller batch saves no work
     preferred = [opts.max_batch] if openvino else preferred_sizes(opts.max_batch)
-    lines = [f'name: "{opts.name}"', f'backend: "{opts.backend}"', f"max_batch_size: {opts.max_batch}",
-             "input [", "  {", f'    name: "{inp.name}"', f"    data_type: {DTYPES[inp.dtype]}",
+    if card.input.layout not in ("NCHW", "NHWC"):
+        raise UserError(f"input layout {card.input.layout[:10]!r} has no Triton format")
+    lines = [f'name: "{_text(opts.name)}"', f'backend: "{_text(opts.backend)}"', f"max_batch_size: {int(opts.max_batch)}",
+             "input [", "  {", f'    name: "{_text(inp.name)}"', f"    data_type: {DTYPES[inp.dtype]}",
              # the image layout, which Triton's image clients read to lay out the pixels they send
              f"    format: FORMAT_{card.input.layout}",
              f"    dims: [ {', '.join(str(d) for d in inp.shape[1:])} ]", "  }", "]",
-             "output [", "  {", f'    name: "{out.name}"', f"    data_type: {DTYPES[out.dtype]}",
+             "output [", "  {", f'    name: "{_text(out.name)}"', f"    data_type: {DTYPES[out.dtype]}",
              f"    dims: [ {out.shape[-1]} ]", '    label_filename: "labels.txt"', "  }", "]",
              "dynamic_batching {", f"  preferred_batch_size: [ {', '.join(map(str, preferred))} ]",
              f"  max_queue_delay_microseconds: {opts.queue_delay_us}", "}",
@@ -82,7 +95,7 @@ def render(card, inp, out, opts: ServeOptions) -> str:
         lines += ["optimization { execution_accelerators { gpu_execution_accelerator : [ {",
                   '  name : "tensorrt"', "} ] } }"]
     lines += ["model_warmup [", "  {", '    name: "zeros"', "    batch_size: 1", "    inputs {",
-              f'      key: "{inp.name}"', "      value {", f"        data_type: {DTYPES[inp.dtype]}",
+              f'      key: "{_text(inp.name)}"', "      value {", f"        data_type: {DTYPES[inp.dtype]}",
               f"        dims: [ {', '.join(str(d) for d in inp.shape[1:])} ]", "        zero_data: true",
               "      }", "    }", "  }", "]",
              _parameter("wrn_deploy.arch", card.arch), _parameter("wrn_deploy.precision", str(card.precision))]

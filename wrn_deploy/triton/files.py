@@ -36,7 +36,7 @@ def record_text(folder) -> str:
     """The record of every file under ``folder`` (the record itself excluded)."""
     folder = Path(folder)
     files = {p.relative_to(folder).as_posix(): sha256_file(p)
-             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != RECORD}
+             for p in sorted(folder.rglob("*")) if p.is_file() and p != folder / RECORD}
     return json.dumps({"format": FORMAT, "files": files}, indent=2, sort_keys=True) + "\n"
 
 
@@ -61,7 +61,7 @@ def check_model_folder(folder: Path, verify_key=None, allow_unverified: bool = F
     for p in sorted(folder.rglob("*")):
         if p.is_symlink():
             raise UserError(f"{p} is a link; a repository that wrn-deploy wrote has none")
-        if p.is_file() and p.name != RECORD:
+        if p.is_file() and p != folder / RECORD:
             on_disk[p.relative_to(folder).as_posix()] = p
     for rel, p in on_disk.items():
         if rel not in files:
@@ -92,6 +92,7 @@ _WRITTEN = re.compile(r"config\.pbtxt|labels\.txt|card\.json|1/__pycache__"
 
 
 _BACKENDS = ("python", "onnxruntime", "tensorrt", "openvino")  # what `triton` writes (the config names one)
+_PARAMETERS = {"wrn_deploy.arch", "wrn_deploy.precision", *C.OPENVINO_PARAMETERS}  # the keys it writes
 
 
 def _check_no_engine_inside(path: Path) -> None:
@@ -100,11 +101,30 @@ def _check_no_engine_inside(path: Path) -> None:
     import onnx
 
     try:
-        graph = onnx.load(str(path), load_external_data=False).graph
+        model = onnx.load(str(path), load_external_data=False)
     except Exception:  # noqa: BLE001 - protobuf raises several types for a damaged file
         raise UserError(f"{path} is not a readable ONNX file") from None
-    if any(n.op_type == "EPContext" for n in graph.node):
+    if any(n.op_type == "EPContext" for n in _every_node(model)):
         raise UserError(f"{path} holds a compiled engine (an EPContext node); wrn-deploy's exports hold none")
+
+
+def _every_node(model):
+    """The nodes of the main graph, of every subgraph (If, Loop, Scan bodies) and of local functions."""
+    import onnx
+
+    def walk(nodes):
+        for n in nodes:
+            yield n
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    yield from walk(a.g.node)
+                elif a.type == onnx.AttributeProto.GRAPHS:
+                    for g in a.graphs:
+                        yield from walk(g.node)
+
+    yield from walk(model.graph.node)
+    for f in model.functions:
+        yield from walk(f.node)
 
 
 def _check_layout(folder: Path) -> None:
@@ -116,7 +136,7 @@ def _check_layout(folder: Path) -> None:
             raise UserError(f"{p} is a link; a repository that wrn-deploy wrote has none")
         if p.is_dir() and rel != "1" or not (p.is_dir() or p.is_file()):
             raise UserError(f"{p} is not a file or folder wrn-deploy triton writes")
-        if p.is_file() and p.name != RECORD and not _WRITTEN.fullmatch(rel):
+        if p.is_file() and rel != RECORD and not _WRITTEN.fullmatch(rel):
             raise UserError(f"{p} is not a file wrn-deploy triton writes; a server could load it as code")
 
 
@@ -152,8 +172,12 @@ def _check_config(folder: Path) -> None:
                               cfg.dynamic_batching.max_queue_delay_microseconds,
                               bool(cfg.optimization.execution_accelerators.gpu_execution_accelerator))
         same = not more and cfg.backend in _BACKENDS and text == C.render(card, inp, out, opts)
-    except (ValueError, KeyError, IndexError, AttributeError):
+    except (UserError, ValueError, KeyError, IndexError, AttributeError):
         same = False
+    # What render never writes, checked on the parsed config too (should render ever be fooled):
+    # code to load (op libraries, repository agents, a Python environment) or another model file.
+    same = same and not cfg.model_operations.op_library_filename and not cfg.model_repository_agents.agents \
+        and set(cfg.parameters) <= _PARAMETERS and cfg.default_model_filename in ("", C.OPENVINO_MODEL_FILE)
     if not same:
         raise UserError(f"{path} is not the config wrn-deploy triton writes for this model (edited, or from another "
                         "version): write the repository again")
@@ -181,9 +205,10 @@ def private_copy(repo, dest: Path) -> Path:
     """Copy ``repo`` into ``dest`` (a folder only this process can reach), reading each file once and
     refusing links and anything that is neither a regular file nor a folder (a pipe would block)."""
     import os
+    import shutil
     import stat
 
-    def copy(src: Path, dst: Path) -> None:
+    def copy(src: Path, dst: Path, top: bool = False) -> None:
         dst.mkdir()
         for entry in sorted(os.scandir(src), key=lambda e: e.name):
             s, d = Path(entry.path), dst / entry.name
@@ -192,6 +217,8 @@ def private_copy(repo, dest: Path) -> Path:
             if entry.is_dir(follow_symlinks=False):
                 copy(s, d)
                 continue
+            if top:  # a file beside the model folders (a README): Triton reads none, nor is it checked
+                continue
             try:
                 fd = os.open(s, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             except OSError as e:
@@ -199,7 +226,8 @@ def private_copy(repo, dest: Path) -> Path:
             with open(fd, "rb") as f:
                 if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                     raise UserError(f"{s} is not a regular file")
-                d.write_bytes(f.read())
+                with open(d, "xb") as out:
+                    shutil.copyfileobj(f, out, 1 << 20)
 
-    copy(Path(repo), dest)
+    copy(Path(repo), dest, top=True)
     return dest
