@@ -101,7 +101,7 @@ def test_a_step_without_onnx_runtime_names_the_extra(kit, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extras", ["cpu,dev,serve", "gpu,serve,dev"])
+@pytest.mark.parametrize("extras", ["cpu,dev,serve,openvino", "gpu,serve,dev"])
 def test_pip_resolves_one_runtime(extras, tmp_path):
     """pip's own resolver, against the package index (minutes; skipped offline). The trt extra is
     left out: PyPI's tensorrt is a stub that downloads from NVIDIA's index at install time."""
