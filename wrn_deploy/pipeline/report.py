@@ -3,6 +3,7 @@
 every table in the docs is generated."""
 
 import json
+import os
 from pathlib import Path
 
 from wrn_deploy.parity.report import md
@@ -52,10 +53,9 @@ def build_report(ctx) -> dict:
 
 
 def _rel(ctx, path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ctx.out.resolve()))
-    except ValueError:
-        return str(path)
+    """``path`` as seen from the report's folder (``../run/best.safetensors`` for a --checkpoint
+    outside it): the report names no folder of the machine that wrote it."""
+    return Path(os.path.relpath(Path(path).resolve(), ctx.out.resolve())).as_posix()
 
 
 def _size(path) -> int | None:
