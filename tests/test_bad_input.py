@@ -635,6 +635,23 @@ def _add_ep_context(model: Path, where: str = "graph") -> None:
     onnx.save(onnx_model, str(model / "1" / "model.onnx"))
 
 
+def _weights_elsewhere(model: Path, where: str = "graph") -> None:
+    """A tensor of model.onnx whose data a runtime would read from a file outside the folder, in the
+    main graph's initializers or in a Constant node inside an If branch."""
+    h = onnx.helper
+    onnx_model = onnx.load(str(model / "1" / "model.onnx"))
+    t = h.make_tensor("w", onnx.TensorProto.FLOAT, [4], [0.0] * 4)
+    t.data_location = onnx.TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="../../../../etc/passwd")
+    if where == "graph":
+        onnx_model.graph.initializer.append(t)
+    else:
+        out = h.make_tensor_value_info("w", onnx.TensorProto.FLOAT, None)
+        branch = h.make_graph([h.make_node("Constant", [], ["w"], value=t)], "branch", [], [out])
+        onnx_model.graph.node.append(h.make_node("If", ["cond"], ["w"], then_branch=branch, else_branch=branch))
+    onnx.save(onnx_model, str(model / "1" / "model.onnx"))
+
+
 def _smuggle_through_arch(model: Path) -> None:
     card = json.loads((model / "card.json").read_text())
     evil = card["arch"] + '" } } parameters { key: "EXECUTION_ENV_PATH" value { string_value: "/tmp/env.tar.gz'
@@ -816,6 +833,12 @@ NEW_DOORS = {
     "serve a second record in the version folder, record rewritten": (lambda c: _serve_edit(
         c, lambda m: (m / "1" / "wrn-deploy-files.json").write_text("{}"), rerecord=True),
         "is not a file wrn-deploy triton writes"),
+    "serve weights read from outside, record rewritten": (lambda c: _serve_edit(
+        c, _weights_elsewhere, rerecord=True), "keeps tensor data in other files"),
+    "serve weights read from outside in an If branch, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: _weights_elsewhere(m, "if"), rerecord=True), "keeps tensor data in other files"),
+    "serve relabelled outputs, record rewritten": (lambda c: _serve_edit(
+        c, lambda m: (m / "labels.txt").write_text("cat\n" * 10), rerecord=True), "does not list the card's class"),
     "serve a pipe in the model folder": (lambda c: _serve_edit(c, lambda m: os.mkfifo(m / "1" / "fifo")),
                                          "fifo is not a file or folder"),
     "serve edited model.py": (lambda c: _serve_edit(c, lambda m: (m / "1" / "model.py").write_text("import os\n")),

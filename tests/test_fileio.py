@@ -64,3 +64,14 @@ def test_an_output_name_that_is_not_utf8_is_refused(tmp_path):
         with atomic_output(tmp_path / os.fsdecode(b"bad\xff.onnx")):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reports_name_far_files_by_name_only(tmp_path):
+    """A report names what it mentions from its own folder while that climbs at most one level; a
+    longer climb would spell out the machine's folders, so only the file's name is written."""
+    from wrn_deploy.fileio import named_from
+
+    report = tmp_path / "p" / "report.json"
+    assert named_from(tmp_path / "p" / "eval" / "r.npz", report) == "eval/r.npz"
+    assert named_from(tmp_path / "run" / "best.safetensors", report) == "../run/best.safetensors"
+    assert named_from("/home/alice/projects/run/best.safetensors", report) == "best.safetensors"

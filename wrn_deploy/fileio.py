@@ -139,6 +139,14 @@ def relative_to(path, artifact) -> str:
     return Path(os.path.relpath(Path(path).absolute(), Path(artifact).absolute().parent)).as_posix()
 
 
+def named_from(path, artifact) -> str:
+    """How a report beside ``artifact`` names a file it only mentions: relative to the report's
+    folder while that climbs at most one level (``../run/best.safetensors``), otherwise the file's
+    name alone, since a longer climb spells out the folders of the machine that wrote it."""
+    rel = relative_to(path, artifact)
+    return rel if rel.split("/").count("..") <= 1 else Path(path).name
+
+
 def sha256_file(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -104,9 +104,9 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
 
 def _portable(rep: dict, report: str) -> dict:
     """The report as written: candidate and reference named from the report's folder, no machine path."""
-    from wrn_deploy.fileio import relative_to
+    from wrn_deploy.fileio import named_from
 
     def moved(part: str) -> dict:
-        return {**rep[part], "path": relative_to(rep[part]["path"], report)}
+        return {**rep[part], "path": named_from(rep[part]["path"], report)}
 
     return {**rep, "candidate": moved("candidate"), "reference": moved("reference")}

@@ -3,7 +3,6 @@
 every table in the docs is generated."""
 
 import json
-import os
 from pathlib import Path
 
 from wrn_deploy.parity.report import md
@@ -54,8 +53,10 @@ def build_report(ctx) -> dict:
 
 def _rel(ctx, path) -> str:
     """``path`` as seen from the report's folder (``../run/best.safetensors`` for a --checkpoint
-    outside it): the report names no folder of the machine that wrote it."""
-    return Path(os.path.relpath(Path(path).resolve(), ctx.out.resolve())).as_posix()
+    beside it, the file name for one further away): no folder of the machine that wrote it."""
+    from wrn_deploy.fileio import named_from
+
+    return named_from(Path(path).resolve(), ctx.out.resolve() / "report.json")
 
 
 def _size(path) -> int | None:

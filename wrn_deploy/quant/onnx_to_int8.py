@@ -9,7 +9,7 @@ from pathlib import Path
 
 from wrn_deploy.card import FP32, Card, read_card
 from wrn_deploy.errors import UserError
-from wrn_deploy.fileio import atomic_output, check_output, relative_to, scratch_dir, sha256_file, write_json
+from wrn_deploy.fileio import atomic_output, check_output, named_from, scratch_dir, sha256_file, write_json
 from wrn_deploy.limits import CALIB_MIN_IMAGES, CALIB_SIZE, INT8_MAX_DROP, INT8_MIN_AGREEMENT, guard_min_images
 from wrn_deploy.quant.qdq import QuantSpec
 
@@ -100,8 +100,8 @@ def quantize_onnx(onnx_path, output, opts: QuantOptions, force: bool = False) ->
 def _portable(report: dict, output: Path) -> dict:
     """The report as written beside the model: its paths relative to the model's folder, as typed
     on the command line they would name a folder of this machine."""
-    return {**report, "output": output.name, "source": relative_to(report["source"], output),
-            "calibration": {**report["calibration"], "folder": relative_to(report["calibration"]["folder"], output)}}
+    return {**report, "output": output.name, "source": named_from(report["source"], output),
+            "calibration": {**report["calibration"], "folder": named_from(report["calibration"]["folder"], output)}}
 
 
 @dataclass(frozen=True)

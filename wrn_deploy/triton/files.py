@@ -106,6 +106,41 @@ def _check_no_engine_inside(path: Path) -> None:
         raise UserError(f"{path} is not a readable ONNX file") from None
     if any(n.op_type == "EPContext" for n in _every_node(model)):
         raise UserError(f"{path} holds a compiled engine (an EPContext node); wrn-deploy's exports hold none")
+    if any(t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data) for t in _every_tensor(model)):
+        # a runtime would read the named file as weights: one outside the folder, or one never checked
+        raise UserError(f"{path} keeps tensor data in other files; wrn-deploy's exports are one self-contained file")
+
+
+def _every_tensor(model):
+    """Every stored tensor: initializers (sparse ones too) and tensor attributes, in every graph."""
+    import onnx
+
+    def of_sparse(sp):
+        yield sp.values
+        yield sp.indices
+
+    def graph_tensors(g):
+        yield from g.initializer
+        for sp in g.sparse_initializer:
+            yield from of_sparse(sp)
+
+    yield from graph_tensors(model.graph)
+    for n in _every_node(model):
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                yield a.t
+            elif a.type == onnx.AttributeProto.TENSORS:
+                yield from a.tensors
+            elif a.type == onnx.AttributeProto.SPARSE_TENSOR:
+                yield from of_sparse(a.sparse_tensor)
+            elif a.type == onnx.AttributeProto.SPARSE_TENSORS:
+                for sp in a.sparse_tensors:
+                    yield from of_sparse(sp)
+            elif a.type == onnx.AttributeProto.GRAPH:
+                yield from graph_tensors(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    yield from graph_tensors(g)
 
 
 def _every_node(model):
@@ -181,6 +216,9 @@ def _check_config(folder: Path) -> None:
     if not same:
         raise UserError(f"{path} is not the config wrn-deploy triton writes for this model (edited, or from another "
                         "version): write the repository again")
+    labels = folder / "labels.txt"
+    if not labels.is_file() or labels.read_bytes() != "".join(c + "\n" for c in card.classes).encode():
+        raise UserError(f"{labels} does not list the card's class names; write the repository again")
 
 
 def check_repository(repo, verify_key=None, allow_unverified: bool = False, warn=print) -> None:
