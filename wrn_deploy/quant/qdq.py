@@ -159,11 +159,9 @@ def calibrate(model_path: Path, chunks, spec: QuantSpec, ranges_path: Path, prog
             ranges = collect.histogram_ranges(calibrator, lambda: chunks(batch), progress)
     from onnxruntime.quantization.calibrate import TensorsData
 
-    from wrn_deploy.fileio import atomic_output
-
     # Sorted by tensor name: the same images give the same bytes (the manifest records their sha256).
-    with atomic_output(ranges_path) as tmp:
-        save_tensors_data(TensorsData(ranges.calibration_method, dict(sorted(ranges.data.items()))), tmp)
+    # A private scratch file: quantize_onnx copies it into the shared calibration folder atomically.
+    save_tensors_data(TensorsData(ranges.calibration_method, dict(sorted(ranges.data.items()))), ranges_path)
 
 
 def _batch(calibrator, chunks) -> int:

@@ -112,63 +112,37 @@ def _check_no_engine_inside(path: Path) -> None:
 
 
 def _every_tensor(model):
-    """Every stored tensor: initializers (sparse ones too) and tensor attributes, in every graph."""
-    import onnx
+    """Every stored tensor: initializers (sparse ones too) and tensor attributes, in every graph.
+    An attribute of another type reads as an empty default tensor, which holds no data anywhere."""
+    def sparse(sps):
+        return (t for sp in sps for t in (sp.values, sp.indices))
 
-    def of_sparse(sp):
-        yield sp.values
-        yield sp.indices
-
-    def graph_tensors(g):
+    nodes = list(_every_node(model))
+    graphs = [model.graph, *(g for n in nodes for a in n.attribute for g in (a.g, *a.graphs))]
+    for g in graphs:
         yield from g.initializer
-        for sp in g.sparse_initializer:
-            yield from of_sparse(sp)
-
-    yield from graph_tensors(model.graph)
-    for n in _every_node(model):
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.TENSOR:
-                yield a.t
-            elif a.type == onnx.AttributeProto.TENSORS:
-                yield from a.tensors
-            elif a.type == onnx.AttributeProto.SPARSE_TENSOR:
-                yield from of_sparse(a.sparse_tensor)
-            elif a.type == onnx.AttributeProto.SPARSE_TENSORS:
-                for sp in a.sparse_tensors:
-                    yield from of_sparse(sp)
-            elif a.type == onnx.AttributeProto.GRAPH:
-                yield from graph_tensors(a.g)
-            elif a.type == onnx.AttributeProto.GRAPHS:
-                for g in a.graphs:
-                    yield from graph_tensors(g)
+        yield from sparse(g.sparse_initializer)
+    for a in (a for n in nodes for a in n.attribute):
+        yield a.t
+        yield from a.tensors
+        yield from sparse([a.sparse_tensor, *a.sparse_tensors])
 
 
 def _every_node(model):
-    """The nodes of the main graph, of every subgraph (If, Loop, Scan bodies) and of local functions."""
-    import onnx
-
-    def walk(nodes):
-        for n in nodes:
-            yield n
-            for a in n.attribute:
-                if a.type == onnx.AttributeProto.GRAPH:
-                    yield from walk(a.g.node)
-                elif a.type == onnx.AttributeProto.GRAPHS:
-                    for g in a.graphs:
-                        yield from walk(g.node)
-
-    yield from walk(model.graph.node)
-    for f in model.functions:
-        yield from walk(f.node)
+    """The nodes of the main graph, of every subgraph (If, Loop, Scan bodies), however deep, and of
+    local functions. (An attribute that is not a graph reads as an empty one.)"""
+    todo = [*model.graph.node, *(n for f in model.functions for n in f.node)]
+    while todo:
+        n = todo.pop()
+        yield n
+        todo += [m for a in n.attribute for g in (a.g, *a.graphs) for m in g.node]
 
 
 def _check_layout(folder: Path) -> None:
-    """Regular files and the version folder ``1`` only: no link, no pipe, no other folder (Triton
-    would serve a version folder ``2`` instead of ``1``)."""
+    """Regular files and the version folder ``1`` only: no pipe, no other folder (Triton would serve
+    a version folder ``2`` instead of ``1``). Links were refused before, with the file record."""
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
-        if p.is_symlink():
-            raise UserError(f"{p} is a link; a repository that wrn-deploy wrote has none")
         if p.is_dir() and rel != "1" or not (p.is_dir() or p.is_file()):
             raise UserError(f"{p} is not a file or folder wrn-deploy triton writes")
         if p.is_file() and rel != RECORD and not _WRITTEN.fullmatch(rel):
