@@ -72,7 +72,7 @@ def eval_(engine, onnx, checkpoint, reference, data, data_dir, skip_bad_images, 
     if twice:
         raise UserError(f"{twice} is given twice as a candidate (by this name or another)")
     if reference and artifact_kind(reference) != "checkpoint":  # an export against an export proves nothing
-        raise UserError(f"the reference {reference} is a {artifact_kind(reference)} file; the reference is the "
+        raise UserError(f"the reference {reference} is not a .safetensors checkpoint; the reference is the "
                         "PyTorch FP32 checkpoint (.safetensors) the candidates were made from")
     if report and len(paths) > 1:
         raise UserError(f"{spelled('report')} names one report; with several candidates each report goes beside "
